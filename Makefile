@@ -1,0 +1,34 @@
+# queue-proxy — see README.md.
+GO      ?= go
+BIN     ?= bin
+LDFLAGS ?= -s -w
+
+.PHONY: all build run test vet fmt-check bench clean
+
+all: build
+
+## build: the stripped queue-proxy binary and the demo user app, in bin/
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="$(LDFLAGS)" -o $(BIN)/queue-proxy ./cmd/queue-proxy
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/demo-app ./test/app
+
+## run: the proxy on :8012 in front of the demo user app on :8080
+run: build
+	BIN=$(BIN) bash hack/run.sh
+
+## test: every test, with the race detector
+test:
+	$(GO) test -race -count=1 ./...
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+## bench: in-process benchmarks of every layer and of the whole chain
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
+
+clean:
+	rm -rf $(BIN)

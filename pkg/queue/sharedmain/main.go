@@ -1,0 +1,208 @@
+// Package sharedmain is queue-proxy's composition root and its public
+// extension API, shaped like Knative's: a custom build calls
+// Main(opts...) with Options that may wrap the context, the upstream transport
+// and the proxy handler.
+//
+// Main reads the environment, builds the logger, the transport and the
+// default reverse proxy, applies the Options in order, then builds the stats
+// reporter, the prober and the handler chain, starts the servers and waits
+// for a signal; it then drains (CONTRACT.md §6) and returns nil, or returns
+// the first error, for which the caller exits 1.
+package sharedmain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+
+	"go.uber.org/zap"
+	"k8s.io/utils/clock"
+	netstats "knative.dev/networking/pkg/http/stats"
+	"knative.dev/pkg/signals"
+
+	pkghttp "github.com/queue-proxy/queue-proxy/pkg/http"
+	"github.com/queue-proxy/queue-proxy/pkg/queue"
+)
+
+const (
+	// PodInfoAnnotationsPath is the downward-API file of pod annotations,
+	// mounted when the queueproxy.mount-podinfo feature is on.
+	PodInfoAnnotationsPath = queue.PodInfoDirectory + "/" + queue.PodInfoAnnotationsFilename
+
+	// QPOptionTokenDirPath holds projected service-account tokens, one file
+	// per audience, for Options that call other services.
+	QPOptionTokenDirPath = queue.TokenDirectory
+
+	// reportingPeriod is how often the autoscaler Stat is computed.
+	reportingPeriod = time.Second
+)
+
+// Option customises queue-proxy. Options run in argument order, after the
+// logger, the transport and the default reverse proxy exist and before the
+// stats reporter, the prober, the handler chain and the servers are built.
+type Option func(*Defaults)
+
+// Defaults is what Options may read and change.
+type Defaults struct {
+	// Logger is the configured queueproxy logger; do not replace it.
+	Logger *zap.SugaredLogger
+	// Env is the parsed identity of the revision and pod; read-only.
+	Env Env
+	// Ctx is the signal context. An Option may replace it with a derived one;
+	// later Options, the admin handler and the main wait use the result, so
+	// cancelling it starts the graceful shutdown.
+	Ctx context.Context
+	// Transport carries requests to the user container. It may be wrapped or
+	// replaced; the final value is set on the default reverse proxy.
+	Transport http.RoundTripper
+	// ProxyHandler is the innermost handler: initially the default
+	// *httputil.ReverseProxy to 127.0.0.1:USER_PORT. It may be tuned,
+	// wrapped or replaced.
+	ProxyHandler http.Handler
+}
+
+// Env is the parsed identity of the revision and pod.
+type Env struct {
+	ServingNamespace     string
+	ServingService       string
+	ServingConfiguration string
+	ServingRevision      string
+	ServingPod           string
+	ServingPodIP         string
+}
+
+// Main runs queue-proxy until SIGTERM or SIGINT and a graceful drain; a
+// second signal exits the process with status 1 at once. It returns nil
+// after a clean shutdown and an error, already reported on stderr or in the
+// log, when startup or a server fails.
+func Main(opts ...Option) error {
+	return run(signals.NewContext(), runtimeDeps{clock: clock.RealClock{}, setMaxProcs: setMaxProcs}, opts...)
+}
+
+// runtimeDeps are the process-wide things tests replace.
+type runtimeDeps struct {
+	// clock drives the stats ticker, the drain and the admin reset timer;
+	// the timeout handler always uses the real clock.
+	clock clock.WithTicker
+	// setMaxProcs sizes GOMAXPROCS (process-wide, so tests leave it nil).
+	setMaxProcs func(logf func(string, ...any))
+	// listening, if set, is told each server's bound address once all
+	// servers listen (tests use port 0).
+	listening func(map[string]string)
+}
+
+func run(ctx context.Context, deps runtimeDeps, opts ...Option) error {
+	cfg, err := loadConfig()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return err
+	}
+	obs, err := cfg.observability()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return err
+	}
+	env := cfg.env()
+	logger, warnings := newLogger(cfg.ServingLoggingConfig, cfg.ServingLoggingLevel, env)
+	defer logger.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
+	for _, w := range warnings {
+		logger.Warn(w)
+	}
+	if deps.setMaxProcs != nil {
+		deps.setMaxProcs(logger.Infof)
+	}
+
+	transport := pkghttp.NewProxyTransport(cfg.ContainerConcurrency)
+	reverseProxy := pkghttp.NewHeaderPruningReverseProxy("127.0.0.1:"+cfg.UserPort, pkghttp.NoHostOverride, pkghttp.RevisionHeaders, false)
+	reverseProxy.ErrorHandler = pkghttp.ErrorHandler(logger)
+
+	d := Defaults{Logger: logger, Env: env, Ctx: ctx, Transport: transport, ProxyHandler: reverseProxy}
+	for _, opt := range opts {
+		opt(&d)
+	}
+	reverseProxy.Transport = d.Transport
+
+	start := deps.clock.Now()
+	stats := netstats.NewRequestStats(start)
+	reporter := queue.NewProtobufStatsReporter(env.ServingPod, start, reportingPeriod)
+	stopReporting := reportEvery(deps.clock, reportingPeriod, stats, reporter)
+	defer stopReporting()
+
+	breaker := newBreaker(cfg.ContainerConcurrency, logger)
+	prober := func() bool { return true } // readiness probing of the user container: issue 3
+
+	chain := buildChain(chainParams{
+		cfg: cfg, obs: obs, logger: logger, breaker: breaker, stats: stats,
+		prober: prober, inner: d.ProxyHandler, clock: deps.clock,
+	})
+
+	servers, err := listenAll(cfg, obs, chain, adminHandler(d.Ctx, logger, chain.drainer, deps.clock), reporter)
+	if err != nil {
+		logger.Errorw("Failed to bring up queue-proxy, shutting down.", zap.Error(err))
+		return err
+	}
+	if deps.listening != nil {
+		deps.listening(servers.addrs())
+	}
+	errCh := servers.serve(logger)
+	logger.Info("Starting queue-proxy")
+
+	select {
+	case err := <-errCh:
+		logger.Errorw("Failed to bring up queue-proxy, shutting down.", zap.Error(err))
+		servers.close()
+		return err
+	case <-d.Ctx.Done():
+	}
+
+	logger.Info("Received TERM signal, attempting to gracefully shutdown servers.")
+	logger.Infof("Sleeping %v to allow K8s propagation of non-ready state", cfg.DrainQuietPeriod)
+	chain.drainer.Drain()
+
+	servers.shutdown(logger)
+
+	hctx, cancel := context.WithTimeout(context.Background(), cfg.HijackDrainTimeout)
+	defer cancel()
+	if err := chain.tracker.Drain(hctx); err != nil && !errors.Is(err, context.Canceled) {
+		logger.Warnw("Hijack connection drain failed", zap.Error(err))
+	}
+	logger.Info("Shutdown complete, exiting...")
+	return nil
+}
+
+// newBreaker returns the concurrency breaker for CONTAINER_CONCURRENCY, or nil
+// when it is below 1 (unlimited).
+func newBreaker(cc int, logger *zap.SugaredLogger) *queue.Breaker {
+	if cc < 1 {
+		return nil
+	}
+	params := queue.BreakerParams{QueueDepth: 10 * cc, MaxConcurrency: cc, InitialCapacity: cc}
+	logger.Infof("Queue container is starting with BreakerParams = %#v", params)
+	return queue.NewBreaker(params)
+}
+
+// reportEvery computes the autoscaler Stat every period until stopped.
+func reportEvery(clk clock.WithTicker, period time.Duration, stats *netstats.RequestStats, reporter *queue.ProtobufStatsReporter) (stop func()) {
+	ticker := clk.NewTicker(period)
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for {
+			select {
+			case now := <-ticker.C():
+				reporter.Report(now, stats.Report(now))
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		ticker.Stop()
+		close(done)
+		<-finished
+	}
+}

@@ -1,0 +1,96 @@
+package sharedmain
+
+import (
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// ObservabilityConfig is the newest generation's OBSERVABILITY_CONFIG JSON
+// (CONTRACT.md §1b). It is decoded on top of the defaults, so absent fields
+// keep them; unknown fields are ignored, as Knative ignores them.
+type ObservabilityConfig struct {
+	Tracing               TracingConfig `json:"tracing"`
+	Metrics               MetricsConfig `json:"metrics"`
+	Runtime               RuntimeConfig `json:"runtime"`
+	RequestMetrics        MetricsConfig `json:"requestMetrics"`
+	EnableRequestLog      bool          `json:"enableRequestLog,omitempty"`
+	RequestLogTemplate    string        `json:"requestLogTemplate,omitempty"`
+	EnableProbeRequestLog bool          `json:"enableProbeRequestLog,omitempty"`
+}
+
+// TracingConfig selects the span exporter.
+type TracingConfig struct {
+	Protocol     string  `json:"protocol"`
+	Endpoint     string  `json:"endpoint,omitempty"`
+	SamplingRate float64 `json:"samplingRate,omitempty"`
+}
+
+// MetricsConfig selects a metrics exporter. Intervals are nanoseconds.
+type MetricsConfig struct {
+	Protocol       string        `json:"protocol"`
+	Endpoint       string        `json:"endpoint,omitempty"`
+	ExportInterval time.Duration `json:"exportInterval,omitempty"`
+}
+
+// RuntimeConfig controls profiling and runtime metrics.
+type RuntimeConfig struct {
+	Profiling      string        `json:"profiling"`
+	ExportInterval time.Duration `json:"exportInterval,omitempty"`
+}
+
+// Values of the protocol and profiling fields.
+const (
+	ProtocolNone       = "none"
+	ProtocolPrometheus = "prometheus"
+	ProfilingEnabled   = "enabled"
+	ProfilingDisabled  = "disabled"
+)
+
+// DefaultRequestLogTemplate is the newest generation's default request-log
+// template (CONTRACT.md §3.11).
+const DefaultRequestLogTemplate = `{"httpRequest": {"requestMethod": "{{.Request.Method}}", "requestUrl": "{{js .Request.RequestURI}}", "requestSize": "{{.Request.ContentLength}}", "status": {{.Response.Code}}, "responseSize": "{{.Response.Size}}", "userAgent": "{{js .Request.UserAgent}}", "remoteIp": "{{js .Request.RemoteAddr}}", "serverIp": "{{.Revision.PodIP}}", "referer": "{{js .Request.Referer}}", "latency": "{{.Response.Latency}}s", "protocol": "{{.Request.Proto}}"}, "traceId": "{{.TraceID}}"}`
+
+// DefaultObservabilityConfig is what an unset or empty OBSERVABILITY_CONFIG
+// means: everything off, runtime export every 15 s, the default template.
+func DefaultObservabilityConfig() ObservabilityConfig {
+	return ObservabilityConfig{
+		Tracing:            TracingConfig{Protocol: ProtocolNone},
+		Metrics:            MetricsConfig{Protocol: ProtocolNone},
+		Runtime:            RuntimeConfig{Profiling: ProfilingDisabled, ExportInterval: 15 * time.Second},
+		RequestMetrics:     MetricsConfig{Protocol: ProtocolNone},
+		RequestLogTemplate: DefaultRequestLogTemplate,
+	}
+}
+
+// ParseObservabilityConfig decodes s over the defaults. An empty s yields
+// the defaults; malformed JSON is an error (fatal at startup, as in Knative).
+func ParseObservabilityConfig(s string) (ObservabilityConfig, error) {
+	c := DefaultObservabilityConfig()
+	if s == "" {
+		return c, nil
+	}
+	if err := json.Unmarshal([]byte(s), &c); err != nil {
+		return DefaultObservabilityConfig(), errors.New("OBSERVABILITY_CONFIG: failed to parse: " + err.Error())
+	}
+	return c, nil
+}
+
+// observability is the effective observability setup, merged from both
+// generations' variables. For each feature the 1.15 variable and the
+// OBSERVABILITY_CONFIG field are OR-ed: either one turns the feature on.
+type observability struct {
+	config    ObservabilityConfig
+	profiling bool
+}
+
+func (c *config) observability() (observability, error) {
+	oc, err := ParseObservabilityConfig(c.ObservabilityConfig)
+	if err != nil {
+		return observability{}, err
+	}
+	return observability{
+		config:    oc,
+		profiling: c.EnableProfiling || oc.Runtime.Profiling == ProfilingEnabled,
+	}, nil
+}

@@ -1,0 +1,158 @@
+package sharedmain
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/h2c"
+)
+
+// Server limits. Knative sets ReadHeaderTimeout to a minute on every server;
+// header sizes keep net/http's 1 MiB default on the main port, where clients
+// send what they send, and are small on the internal ports.
+const (
+	readHeaderTimeout      = time.Minute
+	profileHeaderTimeout   = 15 * time.Second
+	mainMaxHeaderBytes     = http.DefaultMaxHeaderBytes
+	internalMaxHeaderBytes = 64 << 10
+)
+
+// Server names, as they appear in the log and in tests.
+const (
+	serverMain    = "main"
+	serverAdmin   = "admin"
+	serverMetrics = "metrics"
+	serverProfile = "profile"
+)
+
+type server struct {
+	name string
+	srv  *http.Server
+	ln   net.Listener
+}
+
+// serverSet is every listener queue-proxy opened.
+type serverSet []server
+
+// listenAll opens every listener before any serves, so that a port in use is
+// a startup error naming the server, not a half-started process.
+func listenAll(cfg *config, obs observability, main http.Handler, admin, metrics http.Handler) (serverSet, error) {
+	specs := []struct {
+		name, port string
+		srv        *http.Server
+	}{
+		{serverMain, cfg.QueueServingPort, newH2CServer(main)},
+		{serverAdmin, cfg.AdminPort, newServer(admin, readHeaderTimeout)},
+		{serverMetrics, cfg.MetricsPort, newServer(metricsMux(metrics), readHeaderTimeout)},
+	}
+	if obs.profiling {
+		specs = append(specs, struct {
+			name, port string
+			srv        *http.Server
+		}{serverProfile, cfg.ProfilingPort, newServer(profilingMux(), profileHeaderTimeout)})
+	}
+
+	var set serverSet
+	for _, s := range specs {
+		ln, err := net.Listen("tcp", ":"+s.port)
+		if err != nil {
+			set.close()
+			return nil, errors.New("server " + s.name + ": " + err.Error())
+		}
+		set = append(set, server{name: s.name, srv: s.srv, ln: ln})
+	}
+	return set, nil
+}
+
+// newH2CServer serves HTTP/1.1 and cleartext HTTP/2, both by prior knowledge
+// (the activator, ingresses) and by the HTTP/1.1 `Upgrade: h2c` handshake
+// (curl --http2). net/http's native h2c covers only prior knowledge, so the
+// x/net h2c handler is used. ConfigureServer ties the HTTP/2 server to the
+// HTTP/1 one, so that Shutdown sends GOAWAY on h2c connections too.
+func newH2CServer(h http.Handler) *http.Server {
+	h2s := &http2.Server{}
+	srv := &http.Server{
+		Handler:           h2c.NewHandler(h, h2s),
+		ReadHeaderTimeout: readHeaderTimeout,
+		MaxHeaderBytes:    mainMaxHeaderBytes,
+	}
+	// ConfigureServer only fails on a TLS config that forbids HTTP/2's
+	// ciphers; there is none here.
+	_ = http2.ConfigureServer(srv, h2s)
+	return srv
+}
+
+func newServer(h http.Handler, headerTimeout time.Duration) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: headerTimeout, MaxHeaderBytes: internalMaxHeaderBytes}
+}
+
+// metricsMux routes only /metrics (any method) to the autoscaler stats.
+func metricsMux(stats http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", stats)
+	return mux
+}
+
+// profilingMux serves net/http/pprof's index and profiles, GET only
+// (other methods get 405), as Knative's profiling server does.
+func profilingMux() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+// addrs maps server names to their bound addresses.
+func (s serverSet) addrs() map[string]string {
+	m := make(map[string]string, len(s))
+	for _, sv := range s {
+		m[sv.name] = sv.ln.Addr().String()
+	}
+	return m
+}
+
+// serve starts every server; the channel receives the first serving error.
+func (s serverSet) serve(logger *zap.SugaredLogger) <-chan error {
+	errCh := make(chan error, len(s))
+	for _, sv := range s {
+		logger.Infof("Starting http server %s %s", sv.name, sv.ln.Addr())
+		go func() {
+			if err := sv.srv.Serve(sv.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errCh <- errors.New("server " + sv.name + ": " + err.Error())
+			}
+		}()
+	}
+	return errCh
+}
+
+// shutdown stops every server gracefully, in parallel, waiting for the
+// requests in flight (each bounded by the revision timeout).
+func (s serverSet) shutdown(logger *zap.SugaredLogger) {
+	var wg sync.WaitGroup
+	for _, sv := range s {
+		wg.Go(func() {
+			if err := sv.srv.Shutdown(context.Background()); err != nil {
+				logger.Errorw("Failed to shutdown server", zap.String("server", sv.name), zap.Error(err))
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// close stops every server at once (startup failure).
+func (s serverSet) close() {
+	for _, sv := range s {
+		sv.srv.Close()
+		sv.ln.Close()
+	}
+}

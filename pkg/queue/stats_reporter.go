@@ -1,0 +1,78 @@
+package queue
+
+import (
+	"math"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	netstats "knative.dev/networking/pkg/http/stats"
+)
+
+// Field numbers of Knative's autoscaler Stat message
+// (pkg/autoscaler/metrics/stat.proto). All doubles but pod_name and
+// timestamp; zero values are omitted on the wire, as proto3 does.
+const (
+	statPodName                   protowire.Number = 1
+	statAverageConcurrentRequests protowire.Number = 2
+	statAverageProxiedConcurrency protowire.Number = 3
+	statRequestCount              protowire.Number = 4
+	statProxiedRequestCount       protowire.Number = 5
+	statProcessUptime             protowire.Number = 6
+	// statTimestamp (7, int64) is never set by Knative's queue-proxy.
+)
+
+// ProtobufStatsReporter keeps the latest autoscaler Stat, encoded, and serves
+// it on the autoscaler metrics port (:9090, any path the mux routes here).
+// Report is called once per reporting period; ServeHTTP returns the last
+// report without computing anything, whatever the Accept header says, with
+// Content-Type application/protobuf (CONTRACT.md §5.1).
+type ProtobufStatsReporter struct {
+	podName         string
+	startTime       time.Time
+	reportingPeriod float64 // seconds; request counts are divided by it
+	stat            atomic.Pointer[[]byte]
+}
+
+// NewProtobufStatsReporter returns a reporter for pod whose first Stat holds
+// only the pod name. startTime is the origin of process_uptime.
+func NewProtobufStatsReporter(pod string, startTime time.Time, reportingPeriod time.Duration) *ProtobufStatsReporter {
+	r := &ProtobufStatsReporter{podName: pod, startTime: startTime, reportingPeriod: reportingPeriod.Seconds()}
+	b := protowire.AppendString(protowire.AppendTag(nil, statPodName, protowire.BytesType), pod)
+	r.stat.Store(&b)
+	return r
+}
+
+// Report encodes the window's figures as the Stat to serve from now on.
+func (r *ProtobufStatsReporter) Report(now time.Time, s netstats.RequestStatsReport) {
+	b := make([]byte, 0, len(r.podName)+2+5*9)
+	if r.podName != "" {
+		b = protowire.AppendString(protowire.AppendTag(b, statPodName, protowire.BytesType), r.podName)
+	}
+	b = appendDouble(b, statAverageConcurrentRequests, s.AverageConcurrency)
+	b = appendDouble(b, statAverageProxiedConcurrency, s.AverageProxiedConcurrency)
+	b = appendDouble(b, statRequestCount, s.RequestCount/r.reportingPeriod)
+	b = appendDouble(b, statProxiedRequestCount, s.ProxiedRequestCount/r.reportingPeriod)
+	b = appendDouble(b, statProcessUptime, now.Sub(r.startTime).Seconds())
+	r.stat.Store(&b)
+}
+
+func appendDouble(b []byte, n protowire.Number, v float64) []byte {
+	if v == 0 {
+		return b
+	}
+	return protowire.AppendFixed64(protowire.AppendTag(b, n, protowire.Fixed64Type), math.Float64bits(v))
+}
+
+// ServeHTTP writes the latest Stat.
+func (r *ProtobufStatsReporter) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	b := *r.stat.Load()
+	h := w.Header()
+	h["Content-Type"] = protobufContentType
+	h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	w.Write(b)
+}
+
+var protobufContentType = []string{"application/protobuf"}

@@ -16,11 +16,9 @@ require (
 )
 
 require (
-	github.com/go-logr/logr v1.4.2 // indirect
 	github.com/stretchr/testify v1.12.1 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/text v0.43.0 // indirect
 	k8s.io/apimachinery v0.31.4 // indirect
-	k8s.io/klog/v2 v2.130.1 // indirect
 )

@@ -169,6 +169,9 @@ func run(ctx context.Context, deps runtimeDeps, opts ...Option) error {
 	if err := chain.tracker.Drain(hctx); err != nil && !errors.Is(err, context.Canceled) {
 		logger.Warnw("Hijack connection drain failed", zap.Error(err))
 	}
+	if c, ok := transport.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 	logger.Info("Shutdown complete, exiting...")
 	return nil
 }

@@ -26,6 +26,7 @@ func benchChain(cc int, inner http.Handler) http.Handler {
 	return buildChain(chainParams{
 		cfg: cfg, logger: logger, breaker: newBreaker(cc, logger), stats: netstats.NewRequestStats(time.Now()),
 		prober: func() bool { return true }, inner: inner, clock: clock.RealClock{},
+		tracing: tracingHooks{flush: func() {}}, metrics: metricsHooks{flush: func() {}},
 	})
 }
 

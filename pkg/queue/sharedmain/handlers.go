@@ -27,13 +27,14 @@ type layer func(next http.Handler) http.Handler
 
 type chainParams struct {
 	cfg     *config
-	obs     observability
 	logger  *zap.SugaredLogger
 	breaker *queue.Breaker
 	stats   *netstats.RequestStats
 	prober  func() bool
 	inner   http.Handler // Defaults.ProxyHandler
 	clock   clock.WithTicker
+	tracing tracingHooks
+	metrics metricsHooks
 }
 
 // mainChain is the composed main-port handler and the layers that the
@@ -61,17 +62,18 @@ func buildChain(p chainParams) mainChain {
 	}
 
 	h := compose(p.inner,
-		// request log: issue 4
+		p.tracing.tracing,
+		p.tracing.requestLog,
 		func(next http.Handler) http.Handler { drainer.Inner = next; return drainer },
 		tracker.Handler,
 		when(p.cfg.EnableHTTPFullDuplex, func(next http.Handler) http.Handler { return handler.FullDuplex(next, p.logger) }),
-		// route tag and request metrics: issue 4
+		p.metrics.requestMetrics,
 		func(next http.Handler) http.Handler {
 			return handler.NewTimeoutHandler(next, timeoutBody, timeouts, p.logger)
 		},
 		queue.ForwardedShimHandler,
 		func(next http.Handler) http.Handler { return queue.ProxyHandler(p.breaker, p.stats, next) },
-		// app request metrics: issue 4
+		p.metrics.appMetrics,
 	)
 	return mainChain{Handler: h, drainer: drainer, tracker: tracker}
 }

@@ -115,11 +115,22 @@ func run(ctx context.Context, deps runtimeDeps, opts ...Option) error {
 		deps.setMaxProcs(logger.Infof)
 	}
 
+	tracing, err := setupTracing(cfg, obs, env, logger)
+	if err != nil {
+		logger.Errorw("Failed to set up tracing", zap.Error(err))
+		return err
+	}
+	defer tracing.flush()
+
 	transport := pkghttp.NewProxyTransport(cfg.ContainerConcurrency)
+	var upstream http.RoundTripper = transport
+	if tracing.wrapTransport != nil {
+		upstream = tracing.wrapTransport(transport)
+	}
 	reverseProxy := pkghttp.NewHeaderPruningReverseProxy("127.0.0.1:"+cfg.UserPort, pkghttp.NoHostOverride, pkghttp.RevisionHeaders, false)
 	reverseProxy.ErrorHandler = pkghttp.ErrorHandler(logger)
 
-	d := Defaults{Logger: logger, Env: env, Ctx: ctx, Transport: transport, ProxyHandler: reverseProxy}
+	d := Defaults{Logger: logger, Env: env, Ctx: ctx, Transport: upstream, ProxyHandler: reverseProxy}
 	for _, opt := range opts {
 		opt(&d)
 	}
@@ -132,14 +143,36 @@ func run(ctx context.Context, deps runtimeDeps, opts ...Option) error {
 	defer stopReporting()
 
 	breaker := newBreaker(cfg.ContainerConcurrency, logger)
-	prober := func() bool { return true } // readiness probing of the user container: issue 3
+	metrics, err := setupMetrics(cfg, obs, env, logger, breaker)
+	if err != nil {
+		logger.Errorw("Failed to set up request metrics", zap.Error(err))
+		return err
+	}
+	defer metrics.flush()
+
+	prober, err := newProber(cfg, logger)
+	if err != nil {
+		logger.Errorw("Queue container failed to parse readiness probe", zap.Error(err))
+		return err
+	}
 
 	chain := buildChain(chainParams{
-		cfg: cfg, obs: obs, logger: logger, breaker: breaker, stats: stats,
-		prober: prober, inner: d.ProxyHandler, clock: deps.clock,
+		cfg: cfg, logger: logger, breaker: breaker, stats: stats, prober: prober,
+		inner: d.ProxyHandler, clock: deps.clock, tracing: tracing, metrics: metrics,
 	})
 
-	servers, err := listenAll(cfg, obs, chain, adminHandler(d.Ctx, logger, chain.drainer, deps.clock), reporter)
+	extra := metrics.servers
+	tlsServer, stopTLS, err := newTLSServer(cfg, logger, chain)
+	if err != nil {
+		logger.Errorw("Failed to set up TLS", zap.Error(err))
+		return err
+	}
+	defer stopTLS()
+	if tlsServer != nil {
+		extra = append(extra, *tlsServer)
+	}
+
+	servers, err := listenAll(cfg, obs, chain, adminHandler(d.Ctx, logger, chain.drainer, deps.clock), reporter, extra...)
 	if err != nil {
 		logger.Errorw("Failed to bring up queue-proxy, shutting down.", zap.Error(err))
 		return err

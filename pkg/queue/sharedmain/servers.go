@@ -42,8 +42,10 @@ type server struct {
 type serverSet []server
 
 // listenAll opens every listener before any serves, so that a port in use is
-// a startup error naming the server, not a half-started process.
-func listenAll(cfg *config, obs observability, main http.Handler, admin, metrics http.Handler) (serverSet, error) {
+// a startup error naming the server, not a half-started process. extra are
+// servers whose listeners are already open (TLS, user metrics); they are
+// closed too if anything fails.
+func listenAll(cfg *config, obs observability, main http.Handler, admin, metrics http.Handler, extra ...server) (serverSet, error) {
 	specs := []struct {
 		name, port string
 		srv        *http.Server
@@ -59,7 +61,7 @@ func listenAll(cfg *config, obs observability, main http.Handler, admin, metrics
 		}{serverProfile, cfg.ProfilingPort, newServer(profilingMux(), profileHeaderTimeout)})
 	}
 
-	var set serverSet
+	set := serverSet(extra)
 	for _, s := range specs {
 		ln, err := net.Listen("tcp", ":"+s.port)
 		if err != nil {

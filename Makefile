@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin
 LDFLAGS ?= -s -w
 
-.PHONY: all build run test vet fmt-check bench clean
+.PHONY: all build run test vet fmt-check bench bench-go image clean
 
 all: build
 
@@ -26,9 +26,17 @@ vet:
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-## bench: in-process benchmarks of every layer and of the whole chain
-bench:
+## bench-go: in-process benchmarks of every layer and of the whole chain
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
+
+## bench: whole-process benchmark against a direct connection and a bare reverse proxy
+bench: build
+	bash hack/bench/run.sh
+
+## image: the container image (needs a container engine)
+image:
+	bash hack/image.sh
 
 clean:
 	rm -rf $(BIN)

@@ -69,6 +69,12 @@ type config struct {
 	MetricsPort        string        `envconfig:"QP_METRICS_PORT" default:"9090"`
 }
 
+// envSpecs lists every struct that queue-proxy fills from its environment
+// with envconfig: config, plus the env structs that features keep in their
+// own files (TLS, metrics, tracing), which add themselves in an init func.
+// The operator's reference in the README is checked against this list.
+var envSpecs = []any{config{}}
+
 // loadConfig reads and validates the environment. Its errors name the
 // variable at fault; Main prints them to stderr and exits 1.
 func loadConfig() (*config, error) {

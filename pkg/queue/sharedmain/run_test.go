@@ -149,6 +149,17 @@ func get(t *testing.T, url string, header map[string]string) response {
 	return do(t, nil, req)
 }
 
+// newH2CClient speaks cleartext HTTP/2 with prior knowledge, as the
+// activator does.
+func newH2CClient() *http.Client {
+	return &http.Client{Transport: &http2.Transport{
+		AllowHTTP: true,
+		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		},
+	}}
+}
+
 // getAsync is get for other goroutines: it reports failures with Errorf.
 func getAsync(t *testing.T, url string) response {
 	resp, err := bareClient.Get(url)
@@ -245,12 +256,7 @@ func TestRunServesH2C(t *testing.T) {
 	_, port, _ := net.SplitHostPort(q.addrs[serverMain])
 
 	// Prior knowledge, as the activator speaks it; the app then sees h2c too.
-	h2cClient := &http.Client{Transport: &http2.Transport{
-		AllowHTTP: true,
-		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, network, addr)
-		},
-	}}
+	h2cClient := newH2CClient()
 	defer h2cClient.CloseIdleConnections()
 	req, _ := http.NewRequest(http.MethodGet, q.url(serverMain, "/"), nil)
 	if r := do(t, h2cClient, req); r.code != http.StatusOK || !strings.Contains(r.body, "proto=HTTP/2.0") {
@@ -275,12 +281,7 @@ func TestRunServesH2C(t *testing.T) {
 // (CONTRACT.md §3.12, last row).
 func TestRunH2ToHTTP1App(t *testing.T) {
 	q := startQP(t, echoApp(t), nil)
-	h2cClient := &http.Client{Transport: &http2.Transport{
-		AllowHTTP: true,
-		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, network, addr)
-		},
-	}}
+	h2cClient := newH2CClient()
 	defer h2cClient.CloseIdleConnections()
 	req, _ := http.NewRequest(http.MethodGet, q.url(serverMain, "/"), nil)
 	r := do(t, h2cClient, req)

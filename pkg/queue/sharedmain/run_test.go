@@ -42,7 +42,7 @@ func startQP(t *testing.T, app *httptest.Server, env map[string]string, opts ...
 		"QUEUE_SERVING_PORT": "0", "QP_ADMIN_PORT": "0", "QP_METRICS_PORT": "0", "USER_PORT": userPort,
 		// Knative's default readiness probe, aimed at the test's app.
 		"SERVING_READINESS_PROBE": `{"tcpSocket":{"port":` + userPort + `,"host":"127.0.0.1"},"successThreshold":1}`,
-		"SERVING_LOGGING_CONFIG": `{"level":"debug","encoding":"json","outputPaths":["` + logPath + `"],"encoderConfig":{"messageKey":"message"}}`,
+		"SERVING_LOGGING_CONFIG":  `{"level":"debug","encoding":"json","outputPaths":["` + logPath + `"],"encoderConfig":{"messageKey":"message"}}`,
 	} {
 		e[k] = v
 	}

@@ -1,0 +1,608 @@
+// Command driver runs the whole-process benchmark (hack/bench/run.sh, `make
+// bench`). It starts the backend (a 2-byte HTTP/1.1 server), the bare
+// reverse proxy and queue-proxy (CONTAINER_CONCURRENCY 0 and 10) in front of
+// it, and drives each with wrk: 1 thread, HTTP/1.1 keep-alive, 16 and 64
+// connections, and a paced load of 16 connections pausing 5 ms between
+// requests. The proxies are pinned to one CPU, wrk and the backend to
+// another. Runs are repeated with the targets in rotating order and the
+// medians are reported, with ratios to the bare proxy, as a Markdown table.
+//
+// It also measures, from /proc, each proxy's CPU time per 10k requests and
+// its idle and peak RSS, and the time from exec to the first 200 answer to
+// an activator probe.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	qpBin, backendBin, bareBin string
+	wrkBin, pacedScript        string
+	outDir                     string
+	duration, warmup           time.Duration
+	reps, startupReps          int
+	proxyCPU, loadCPU          string
+	metrics                    bool
+	profile                    time.Duration
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.qpBin, "qp", "bin/queue-proxy", "queue-proxy binary (stripped, as `make build` makes it)")
+	flag.StringVar(&o.backendBin, "backend", "", "backend binary (hack/bench/backend)")
+	flag.StringVar(&o.bareBin, "bare", "", "bare proxy binary (hack/bench/bareproxy, stripped)")
+	flag.StringVar(&o.wrkBin, "wrk", "wrk", "wrk binary")
+	flag.StringVar(&o.pacedScript, "paced-script", "hack/bench/paced.lua", "wrk Lua script that pauses between requests")
+	flag.StringVar(&o.outDir, "out", "out/bench", "directory for logs, raw wrk output and the report")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of one wrk run")
+	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "wrk warm-up per target before measuring")
+	flag.IntVar(&o.reps, "reps", 3, "repetitions of every (load, target) run")
+	flag.IntVar(&o.startupReps, "startup-reps", 15, "process starts measured per target")
+	flag.StringVar(&o.proxyCPU, "proxy-cpu", "0", "CPU list (taskset) for the proxies")
+	flag.StringVar(&o.loadCPU, "load-cpu", "1", "CPU list (taskset) for wrk and the backend")
+	flag.BoolVar(&o.metrics, "metrics", true, "run queue-proxy with request metrics on (prometheus)")
+	flag.DurationVar(&o.profile, "profile", 0, "if > 0, also CPU-profile queue-proxy (CC=0, 16 conns) for this long and print the top costs")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	b := &bench{o: o}
+	err := b.run(ctx)
+	b.stopAll()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// load is one way of driving a target.
+type load struct {
+	name  string
+	conns int
+	paced bool // 5 ms pause between a response and the next request
+}
+
+var loads = []load{
+	{"16 conns", 16, false},
+	{"64 conns", 64, false},
+	{"16 conns, 5 ms pause", 16, true},
+}
+
+// target is a server wrk drives.
+type target struct {
+	name string
+	port int
+	proc *child // the proxy whose CPU and memory are measured; nil for direct
+}
+
+// sample is one wrk run's figures.
+type sample struct {
+	wrkResult
+	cpuPer10k float64 // proxy CPU-seconds per 10k requests; NaN if not measured
+}
+
+type bench struct {
+	o        options
+	children []*child
+	raw      *os.File
+}
+
+func (b *bench) run(ctx context.Context) error {
+	if err := os.MkdirAll(b.o.outDir, 0o755); err != nil {
+		return err
+	}
+	raw, err := os.Create(filepath.Join(b.o.outDir, "wrk-raw.txt"))
+	if err != nil {
+		return err
+	}
+	defer raw.Close()
+	b.raw = raw
+	started, loadBefore := time.Now(), loadavg()
+
+	// Startup times first, while nothing else of ours runs.
+	logf("measuring startup (%d starts per target)", b.o.startupReps)
+	startup := map[string]time.Duration{}
+	for _, kind := range []string{"direct", "bare", "qp"} {
+		d, err := b.startupTime(ctx, kind)
+		if err != nil {
+			return fmt.Errorf("startup of %s: %w", kind, err)
+		}
+		startup[kind] = d
+	}
+
+	backend, err := b.startBackend()
+	if err != nil {
+		return err
+	}
+	bare, err := b.startBare(backend.port)
+	if err != nil {
+		return err
+	}
+	qp0, err := b.startQP(backend.port, 0, false)
+	if err != nil {
+		return err
+	}
+	qp10, err := b.startQP(backend.port, 10, false)
+	if err != nil {
+		return err
+	}
+	targets := []*target{
+		{"direct", backend.port, nil},
+		{"bare proxy", bare.port, bare},
+		{"queue-proxy CC=0", qp0.port, qp0},
+		{"queue-proxy CC=10", qp10.port, qp10},
+	}
+
+	// Idle RSS: started, answered a few probes as kubelet would, settled.
+	for _, c := range []*child{bare, qp0, qp10} {
+		for range 5 {
+			if _, err := probe(c.port); err != nil {
+				return fmt.Errorf("%s: %w", c.name, err)
+			}
+		}
+	}
+	time.Sleep(2 * time.Second)
+	idle := map[*child]int64{}
+	for _, c := range []*child{bare, qp0, qp10} {
+		rss, _, err := memory(c.cmd.Process.Pid)
+		if err != nil {
+			return err
+		}
+		idle[c] = rss
+	}
+
+	logf("warming up")
+	for _, tg := range targets {
+		if _, err := b.runWrk(ctx, tg, load{"warm-up", 64, false}, b.o.warmup); err != nil {
+			return fmt.Errorf("warm-up of %s: %w", tg.name, err)
+		}
+	}
+
+	results := map[string]map[string][]sample{} // load -> target -> samples
+	for rep := range b.o.reps {
+		for _, l := range loads {
+			if results[l.name] == nil {
+				results[l.name] = map[string][]sample{}
+			}
+			for i := range targets {
+				tg := targets[(i+rep)%len(targets)] // rotate the order per repetition
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				s, err := b.runWrk(ctx, tg, l, b.o.duration)
+				if err != nil {
+					return fmt.Errorf("%s, %s: %w", tg.name, l.name, err)
+				}
+				results[l.name][tg.name] = append(results[l.name][tg.name], s)
+				logf("rep %d/%d  %-22s %-18s %9.0f req/s  p50 %-9v p99 %-9v cpu %s s/10k  errors %d",
+					rep+1, b.o.reps, l.name, tg.name, s.rps, s.p50, s.p99, fmtCPU(s.cpuPer10k), s.socketErrors+s.non2xx3xx)
+			}
+		}
+	}
+
+	peak := map[*child]int64{}
+	for _, c := range []*child{bare, qp0, qp10} {
+		_, p, err := memory(c.cmd.Process.Pid)
+		if err != nil {
+			return err
+		}
+		peak[c] = p
+	}
+	sizes := map[string]int64{}
+	for name, path := range map[string]string{"bare": b.o.bareBin, "qp": b.o.qpBin} {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return err
+		}
+		sizes[name] = fi.Size()
+	}
+
+	rep := report{
+		o: b.o, loads: loads, targets: targets, results: results, startup: startup,
+		idle:  map[string]int64{"bare proxy": idle[bare], "queue-proxy CC=0": idle[qp0], "queue-proxy CC=10": idle[qp10]},
+		peak:  map[string]int64{"bare proxy": peak[bare], "queue-proxy CC=0": peak[qp0], "queue-proxy CC=10": peak[qp10]},
+		sizes: sizes, elapsed: time.Since(started), loadavg: [2]string{loadBefore, loadavg()},
+	}
+	text := rep.String()
+	fmt.Print(text)
+	if err := os.WriteFile(filepath.Join(b.o.outDir, "results.md"), []byte(text), 0o644); err != nil {
+		return err
+	}
+
+	if b.o.profile > 0 {
+		return b.profileQP(ctx, backend.port)
+	}
+	return nil
+}
+
+// runWrk drives tg with l for d and measures the proxy's CPU time.
+func (b *bench) runWrk(ctx context.Context, tg *target, l load, d time.Duration) (sample, error) {
+	args := []string{"-c", b.o.loadCPU, b.o.wrkBin, "-t1", "-c" + strconv.Itoa(l.conns),
+		"-d" + strconv.Itoa(int(d.Round(time.Second).Seconds())) + "s", "--latency", "--timeout", "10s"}
+	if l.paced {
+		args = append(args, "-s", b.o.pacedScript)
+	}
+	args = append(args, fmt.Sprintf("http://127.0.0.1:%d/", tg.port))
+
+	var cpu0 float64
+	if tg.proc != nil {
+		var err error
+		if cpu0, err = cpuSeconds(tg.proc.cmd.Process.Pid); err != nil {
+			return sample{}, err
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(wctx, "taskset", args...).CombinedOutput()
+	fmt.Fprintf(b.raw, "### %s | %s | %s\n%s\n", time.Now().Format(time.RFC3339), tg.name, l.name, out)
+	if err != nil {
+		return sample{}, fmt.Errorf("wrk: %v\n%s", err, out)
+	}
+	s := sample{cpuPer10k: nan()}
+	if s.wrkResult, err = parseWrk(string(out)); err != nil {
+		return sample{}, fmt.Errorf("%v\n%s", err, out)
+	}
+	if tg.proc != nil {
+		cpu1, err := cpuSeconds(tg.proc.cmd.Process.Pid)
+		if err != nil {
+			return sample{}, err
+		}
+		if s.requests > 0 {
+			s.cpuPer10k = (cpu1 - cpu0) / float64(s.requests) * 1e4
+		}
+	}
+	return s, nil
+}
+
+// startupTime is the median time from exec to the first 200 answer to an
+// activator probe, over startupReps fresh processes.
+func (b *bench) startupTime(ctx context.Context, kind string) (time.Duration, error) {
+	var backendPort int
+	if kind != "direct" {
+		be, err := b.startBackend()
+		if err != nil {
+			return 0, err
+		}
+		defer be.stop()
+		backendPort = be.port
+	}
+	var ds []time.Duration
+	for range b.o.startupReps {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		var c *child
+		var err error
+		switch kind {
+		case "direct":
+			c, err = b.launchBackend()
+		case "bare":
+			c, err = b.launchBare(backendPort)
+		default:
+			c, err = b.launchQP(backendPort, 0, false)
+		}
+		if err != nil {
+			return 0, err
+		}
+		d, err := waitOK(c, 10*time.Second)
+		c.stop()
+		if err != nil {
+			return 0, err
+		}
+		ds = append(ds, d)
+	}
+	return median(ds), nil
+}
+
+// profileQP runs queue-proxy with profiling on under 16 connections and
+// prints the top CPU and allocation costs.
+func (b *bench) profileQP(ctx context.Context, backendPort int) error {
+	qp, err := b.startQP(backendPort, 0, true)
+	if err != nil {
+		return err
+	}
+	tg := &target{"queue-proxy CC=0 (profiling)", qp.port, qp}
+	if _, err := b.runWrk(ctx, tg, load{"warm-up", 16, false}, b.o.warmup); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.runWrk(ctx, tg, load{"16 conns", 16, false}, b.o.profile+3*time.Second)
+		done <- err
+	}()
+	time.Sleep(time.Second)
+	cpuPath := filepath.Join(b.o.outDir, "cpu.pprof")
+	secs := strconv.Itoa(int(b.o.profile.Seconds()))
+	if err := download(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%s", qp.profilingPort, secs), cpuPath, b.o.profile+30*time.Second); err != nil {
+		return err
+	}
+	if err := <-done; err != nil {
+		return err
+	}
+	allocPath := filepath.Join(b.o.outDir, "allocs.pprof")
+	if err := download(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/allocs", qp.profilingPort), allocPath, 30*time.Second); err != nil {
+		return err
+	}
+	fmt.Printf("\n## Profiles (queue-proxy CC=0, 16 conns)\n\nSaved %s and %s.\n", cpuPath, allocPath)
+	for _, p := range []struct{ title, path, index string }{
+		{"CPU", cpuPath, ""},
+		{"allocated bytes", allocPath, "-sample_index=alloc_space"},
+	} {
+		args := []string{"tool", "pprof", "-top", "-nodecount=30"}
+		if p.index != "" {
+			args = append(args, p.index)
+		}
+		out, err := exec.CommandContext(ctx, "go", append(args, p.path)...).CombinedOutput()
+		if err != nil {
+			fmt.Printf("\n(go tool pprof failed: %v; run `go tool pprof -top %s` yourself)\n", err, p.path)
+			continue
+		}
+		fmt.Printf("\n### Top %s\n\n```\n%s```\n", p.title, out)
+	}
+	return nil
+}
+
+// child is a process the benchmark started.
+type child struct {
+	name          string
+	cmd           *exec.Cmd
+	port          int // the port traffic goes to
+	profilingPort int
+	probeURL      string
+	done          chan struct{}
+}
+
+// launch starts bin pinned to cpu with exactly env, logging to the out dir.
+func (b *bench) launch(name, cpu, bin string, args, env []string, port int) (*child, error) {
+	logFile, err := os.OpenFile(filepath.Join(b.o.outDir, strings.ReplaceAll(name, " ", "-")+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command("taskset", append([]string{"-c", cpu, bin}, args...)...)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	setProcAttr(cmd)
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	c := &child{name: name, cmd: cmd, port: port, done: make(chan struct{}),
+		probeURL: fmt.Sprintf("http://127.0.0.1:%d/", port)}
+	go func() {
+		cmd.Wait() //nolint:errcheck // exits are expected: we kill them
+		logFile.Close()
+		close(c.done)
+	}()
+	b.children = append(b.children, c)
+	return c, nil
+}
+
+// stop kills the process and waits for it.
+func (c *child) stop() {
+	c.cmd.Process.Kill() //nolint:errcheck // it may already have exited
+	<-c.done
+}
+
+func (b *bench) stopAll() {
+	for _, c := range b.children {
+		c.stop()
+	}
+}
+
+func (b *bench) launchBackend() (*child, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	return b.launch("backend", b.o.loadCPU, b.o.backendBin, []string{"-addr", fmt.Sprintf("127.0.0.1:%d", port)}, baseEnv(), port)
+}
+
+func (b *bench) launchBare(backendPort int) (*child, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	return b.launch("bare proxy", b.o.proxyCPU, b.o.bareBin,
+		[]string{"-addr", fmt.Sprintf(":%d", port), "-target", fmt.Sprintf("127.0.0.1:%d", backendPort)}, baseEnv(), port)
+}
+
+func (b *bench) launchQP(backendPort, cc int, profiling bool) (*child, error) {
+	var ports [6]int
+	for i := range ports {
+		p, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		ports[i] = p
+	}
+	env := qpEnv(ports[0], ports[1], backendPort, ports[2], ports[3], ports[4], ports[5], cc, b.o.metrics, profiling)
+	c, err := b.launch(fmt.Sprintf("queue-proxy cc=%d", cc), b.o.proxyCPU, b.o.qpBin, nil, env, ports[0])
+	if c != nil {
+		c.profilingPort = ports[5]
+	}
+	return c, err
+}
+
+// start* launch a long-running target and wait until it answers.
+func (b *bench) startBackend() (*child, error) {
+	return b.ready(b.launchBackend())
+}
+
+func (b *bench) startBare(backendPort int) (*child, error) {
+	return b.ready(b.launchBare(backendPort))
+}
+
+func (b *bench) startQP(backendPort, cc int, profiling bool) (*child, error) {
+	return b.ready(b.launchQP(backendPort, cc, profiling))
+}
+
+func (b *bench) ready(c *child, err error) (*child, error) {
+	if err != nil {
+		return nil, err
+	}
+	if _, err := waitOK(c, 30*time.Second); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// probeClient sends one request per connection, as kubelet and the
+// activator do.
+var probeClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+
+// probe sends an activator probe and returns the status code.
+func probe(port int) (int, error) {
+	req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/", port), nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("User-Agent", "Knative-Activator-Probe")
+	req.Header.Set("K-Network-Probe", "queue")
+	resp, err := probeClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body) //nolint:errcheck // only the status matters
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// waitOK polls c with activator probes until one answers 200 and returns
+// the time since c was started.
+func waitOK(c *child, timeout time.Duration) (time.Duration, error) {
+	start := time.Now()
+	for time.Since(start) < timeout {
+		select {
+		case <-c.done:
+			return 0, fmt.Errorf("%s exited during startup; see its log in the out dir", c.name)
+		default:
+		}
+		if code, err := probe(c.port); err == nil && code == http.StatusOK {
+			return time.Since(start), nil
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+	return 0, fmt.Errorf("%s: no 200 within %v", c.name, timeout)
+}
+
+// download saves url's body to path.
+func download(url, path string, timeout time.Duration) error {
+	c := &http.Client{Timeout: timeout}
+	resp, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// freePort returns a port that is free on every interface right now.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", ":0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// baseEnv is the environment every child gets: PATH only.
+func baseEnv() []string {
+	return []string{"PATH=" + os.Getenv("PATH")}
+}
+
+// qpEnv is the environment Knative's reconciler gives queue-proxy, on the
+// given ports, with request metrics (both generations' switches) on or off
+// and tracing off.
+func qpEnv(main, tls, user, admin, metricsPort, prometheus, profiling, cc int, metrics, profilingOn bool) []string {
+	requestMetrics := "none"
+	backend := ""
+	if metrics {
+		requestMetrics, backend = "prometheus", "prometheus"
+	}
+	env := map[string]string{
+		"SERVING_NAMESPACE":                       "default",
+		"SERVING_SERVICE":                         "bench",
+		"SERVING_CONFIGURATION":                   "bench",
+		"SERVING_REVISION":                        "bench-00001",
+		"QUEUE_SERVING_PORT":                      strconv.Itoa(main),
+		"QUEUE_SERVING_TLS_PORT":                  strconv.Itoa(tls),
+		"CONTAINER_CONCURRENCY":                   strconv.Itoa(cc),
+		"REVISION_TIMEOUT_SECONDS":                "300",
+		"REVISION_RESPONSE_START_TIMEOUT_SECONDS": "0",
+		"REVISION_IDLE_TIMEOUT_SECONDS":           "0",
+		"SERVING_POD":                             "bench-00001-deployment-0",
+		"SERVING_POD_IP":                          "127.0.0.1",
+		"SERVING_LOGGING_CONFIG":                  "",
+		"SERVING_LOGGING_LEVEL":                   "info",
+		"USER_PORT":                               strconv.Itoa(user),
+		"SYSTEM_NAMESPACE":                        "knative-serving",
+		"SERVING_READINESS_PROBE":                 fmt.Sprintf(`{"tcpSocket":{"port":%d,"host":"127.0.0.1"},"successThreshold":1}`, user),
+		"HOST_IP":                                 "127.0.0.1",
+		"ENABLE_HTTP2_AUTO_DETECTION":             "false",
+		"ENABLE_HTTP_FULL_DUPLEX":                 "false",
+		"ROOT_CA":                                 "",
+		"QUEUE_PROXY_TLS_MIN_VERSION":             "",
+		"QUEUE_PROXY_TLS_MAX_VERSION":             "",
+		"QUEUE_PROXY_TLS_CIPHER_SUITES":           "",
+		"QUEUE_PROXY_TLS_CURVE_PREFERENCES":       "",
+		"ENABLE_MULTI_CONTAINER_PROBES":           "false",
+		"OBSERVABILITY_CONFIG":                    `{"tracing":{"protocol":"none"},"metrics":{"protocol":"none"},"runtime":{"profiling":"disabled","exportInterval":15000000000},"requestMetrics":{"protocol":"` + requestMetrics + `"}}`,
+		"SERVING_REQUEST_METRICS_BACKEND":         backend,
+		"TRACING_CONFIG_BACKEND":                  "none",
+		"QP_ADMIN_PORT":                           strconv.Itoa(admin),
+		"QP_METRICS_PORT":                         strconv.Itoa(metricsPort),
+		"METRICS_PROMETHEUS_PORT":                 strconv.Itoa(prometheus),
+		"PROFILING_PORT":                          strconv.Itoa(profiling),
+		"ENABLE_PROFILING":                        strconv.FormatBool(profilingOn),
+	}
+	l := baseEnv()
+	for k, v := range env {
+		l = append(l, k+"="+v)
+	}
+	slices.Sort(l)
+	return l
+}
+
+// loadavg returns /proc/loadavg's first three fields.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+}

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Targets from issue 6, checked against the medians.
+const (
+	maxCPURatio       = 1.10 // queue-proxy CC=0 CPU/request ÷ bare, 16 conns
+	minRPSRatio       = 0.95 // queue-proxy CC=0 req/s ÷ bare
+	maxTailRatio      = 3.0  // CC=10, 64 conns: p99 ÷ p50
+	maxIdleRSS        = 10 << 20
+	maxStartupRatio   = 1.3 // queue-proxy ÷ bare
+	bareName          = "bare proxy"
+	qp0Name, qp10Name = "queue-proxy CC=0", "queue-proxy CC=10"
+)
+
+// report renders the benchmark's results as Markdown.
+type report struct {
+	o          options
+	loads      []load
+	targets    []*target
+	results    map[string]map[string][]sample // load -> target -> samples
+	startup    map[string]time.Duration       // "direct", "bare", "qp"
+	idle, peak map[string]int64               // target name -> bytes
+	sizes      map[string]int64               // "bare", "qp" -> bytes
+	elapsed    time.Duration
+	loadavg    [2]string // /proc/loadavg before and after
+}
+
+// med is the per-figure median of a cell's samples.
+type med struct {
+	rps, cpu      float64
+	p50, p90, p99 time.Duration
+	errors        int64 // total over all samples
+	n             int
+}
+
+func (r *report) median(loadName, targetName string) med {
+	ss := r.results[loadName][targetName]
+	m := med{n: len(ss)}
+	var rps, cpu []float64
+	var p50, p90, p99 []time.Duration
+	for _, s := range ss {
+		rps = append(rps, s.rps)
+		cpu = append(cpu, s.cpuPer10k)
+		p50, p90, p99 = append(p50, s.p50), append(p90, s.p90), append(p99, s.p99)
+		m.errors += s.socketErrors + s.non2xx3xx
+	}
+	m.rps, m.cpu = median(rps), median(cpu)
+	m.p50, m.p90, m.p99 = median(p50), median(p90), median(p99)
+	return m
+}
+
+func (r *report) String() string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+
+	w("# queue-proxy whole-process benchmark\n\n")
+	w("%s, %d CPUs, %s; load average %s before, %s after. Proxies pinned to CPU %s, wrk (1 thread, HTTP/1.1 keep-alive) and the backend to CPU %s. ",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), runtime.Version(), r.loadavg[0], r.loadavg[1], r.o.proxyCPU, r.o.loadCPU)
+	w("%d × %v per cell, targets in rotating order, medians shown; request metrics %s; took %v.\n\n",
+		r.o.reps, r.o.duration, onOff(r.o.metrics), r.elapsed.Round(time.Second))
+
+	w("| load | target | req/s | p50 | p90 | p99 | proxy CPU s / 10k req | errors |\n")
+	w("|---|---|--:|--:|--:|--:|--:|--:|\n")
+	for _, l := range r.loads {
+		for _, tg := range r.targets {
+			m := r.median(l.name, tg.name)
+			w("| %s | %s | %.0f | %s | %s | %s | %s | %d |\n", l.name, tg.name, m.rps,
+				fmtDur(m.p50), fmtDur(m.p90), fmtDur(m.p99), fmtCPU(m.cpu), m.errors)
+		}
+	}
+
+	w("\nRatios to the bare proxy (req/s: higher is better; the rest: lower is better):\n\n")
+	w("| load | target | req/s | p50 | p99 | CPU / request |\n")
+	w("|---|---|--:|--:|--:|--:|\n")
+	for _, l := range r.loads {
+		bare := r.median(l.name, bareName)
+		for _, tg := range r.targets {
+			if tg.name == bareName {
+				continue
+			}
+			m := r.median(l.name, tg.name)
+			w("| %s | %s | %s | %s | %s | %s |\n", l.name, tg.name,
+				fmtRatio(m.rps/bare.rps), fmtRatio(float64(m.p50)/float64(bare.p50)),
+				fmtRatio(float64(m.p99)/float64(bare.p99)), fmtRatio(m.cpu/bare.cpu))
+		}
+	}
+
+	w("\n| process | exec → first 200 (activator probe, median of %d) | idle RSS | peak RSS | stripped binary |\n", r.o.startupReps)
+	w("|---|--:|--:|--:|--:|\n")
+	w("| backend (direct) | %s | | | |\n", fmtDur(r.startup["direct"]))
+	w("| bare proxy | %s | %s | %s | %s |\n", fmtDur(r.startup["bare"]), mib(r.idle[bareName]), mib(r.peak[bareName]), mib(r.sizes["bare"]))
+	w("| queue-proxy CC=0 | %s | %s | %s | %s |\n", fmtDur(r.startup["qp"]), mib(r.idle[qp0Name]), mib(r.peak[qp0Name]), mib(r.sizes["qp"]))
+	w("| queue-proxy CC=10 | | %s | %s | |\n", mib(r.idle[qp10Name]), mib(r.peak[qp10Name]))
+	w("| queue-proxy ÷ bare | %s | %s | %s | %s |\n",
+		fmtRatio(float64(r.startup["qp"])/float64(r.startup["bare"])),
+		fmtRatio(float64(r.idle[qp0Name])/float64(r.idle[bareName])),
+		fmtRatio(float64(r.peak[qp0Name])/float64(r.peak[bareName])),
+		fmtRatio(float64(r.sizes["qp"])/float64(r.sizes["bare"])))
+
+	w("\nTargets (issue 6):\n\n")
+	c16, c64 := r.loads[0].name, r.loads[1].name
+	b16, q16 := r.median(c16, bareName), r.median(c16, qp0Name)
+	b64, q64 := r.median(c64, bareName), r.median(c64, qp0Name)
+	cc10 := r.median(c64, qp10Name)
+	check := func(ok bool, format string, args ...any) {
+		verdict := "MISSED"
+		if ok {
+			verdict = "met"
+		}
+		w("- %s: "+format+"\n", append([]any{verdict}, args...)...)
+	}
+	cpuRatio := q16.cpu / b16.cpu
+	check(cpuRatio <= maxCPURatio, "CPU per request at 16 conns, CC=0: %s the bare proxy (target ≤ %.2f×)", fmtRatio(cpuRatio), maxCPURatio)
+	r16, r64 := q16.rps/b16.rps, q64.rps/b64.rps
+	check(r16 >= minRPSRatio && r64 >= minRPSRatio, "throughput, CC=0: %s the bare proxy at 16 conns, %s at 64 (target ≥ %.2f×)", fmtRatio(r16), fmtRatio(r64), minRPSRatio)
+	tail := float64(cc10.p99) / float64(cc10.p50)
+	check(tail <= maxTailRatio, "CC=10 at 64 conns: p99 %s = %.1f× p50 %s (target ≤ %.0f×)", fmtDur(cc10.p99), tail, fmtDur(cc10.p50), maxTailRatio)
+	check(r.idle[qp0Name] <= maxIdleRSS, "idle RSS %s (target ≤ %s)", mib(r.idle[qp0Name]), mib(maxIdleRSS))
+	su := float64(r.startup["qp"]) / float64(r.startup["bare"])
+	check(su <= maxStartupRatio, "startup %s = %s the bare proxy's %s (target ≤ %.1f×)", fmtDur(r.startup["qp"]), fmtRatio(su), fmtDur(r.startup["bare"]), maxStartupRatio)
+	return b.String()
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+// number is what median works on.
+type number interface{ ~int64 | ~float64 }
+
+// median returns the median of xs (the mean of the middle two for an even
+// count), ignoring NaNs; NaN (or 0 for integers) if none are left.
+func median[T number](xs []T) T {
+	var v []T
+	for _, x := range xs {
+		if x == x { // not NaN
+			v = append(v, x)
+		}
+	}
+	if len(v) == 0 {
+		var zero T
+		if f, ok := any(&zero).(*float64); ok {
+			*f = math.NaN()
+		}
+		return zero
+	}
+	slices.Sort(v)
+	n := len(v)
+	if n%2 == 1 {
+		return v[n/2]
+	}
+	return v[n/2-1] + (v[n/2]-v[n/2-1])/2
+}
+
+func nan() float64 { return math.NaN() }
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d == 0:
+		return "–"
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
+	case d < time.Second:
+		return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
+	default:
+		return fmt.Sprintf("%.2f s", d.Seconds())
+	}
+}
+
+func fmtCPU(v float64) string {
+	if math.IsNaN(v) {
+		return "–"
+	}
+	return fmt.Sprintf("%.3f", v)
+}
+
+func fmtRatio(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", v)
+}
+
+func mib(n int64) string {
+	if n == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Whole-process benchmark (`make bench`, after `make build`): the backend
+# alone, a bare httputil.ReverseProxy and queue-proxy (CONTAINER_CONCURRENCY
+# 0 and 10) in front of it, driven by wrk with 1 thread over HTTP/1.1
+# keep-alive at 16 and 64 connections and at a paced 16 connections (5 ms
+# pause). Proxies are pinned to one CPU, wrk and the backend to another.
+# Prints a Markdown table of medians with ratios to the bare proxy, and
+# writes it, the raw wrk output and the servers' logs to $OUT.
+#
+# Settings (environment):
+#   QUICK=1           1 repetition of 3 s per cell (about 1-2 minutes);
+#                     the default is 3 × 10 s (about 7-8 minutes)
+#   REPS, DURATION    repetitions and length of one run (Go duration, e.g. 10s)
+#   STARTUP_REPS      process starts measured per target (default 15)
+#   PROXY_CPU, LOAD_CPU  taskset CPU lists (default 0 and 1)
+#   METRICS=0         queue-proxy without request metrics (default: on)
+#   PROFILE=10s       afterwards, CPU- and alloc-profile queue-proxy (CC=0,
+#                     16 conns) for that long and print the top costs
+#   OUT               output directory (default out/bench)
+#   BIN               where `make build` put queue-proxy (default bin)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+BIN=${BIN:-bin}
+OUT=${OUT:-out/bench}
+if [ "${QUICK:-0}" = 1 ]; then
+  REPS=${REPS:-1} DURATION=${DURATION:-3s} STARTUP_REPS=${STARTUP_REPS:-9} WARMUP=${WARMUP:-1s}
+else
+  REPS=${REPS:-3} DURATION=${DURATION:-10s} STARTUP_REPS=${STARTUP_REPS:-15} WARMUP=${WARMUP:-2s}
+fi
+PROXY_CPU=${PROXY_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+
+if ! command -v wrk >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "bench: installing wrk (Debian package)" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+  else
+    echo "bench: needs wrk: apt-get install -y wrk" >&2
+    exit 1
+  fi
+fi
+command -v taskset >/dev/null 2>&1 || { echo "bench: needs taskset (util-linux)" >&2; exit 1; }
+if [ "$(nproc)" -lt 2 ]; then
+  echo "bench: only one CPU; proxies, wrk and the backend share it, so ratios are rough" >&2
+  PROXY_CPU=0 LOAD_CPU=0
+fi
+[ -x "$BIN/queue-proxy" ] || { echo "bench: $BIN/queue-proxy missing; run make build" >&2; exit 1; }
+
+tools=$(mktemp -d)
+trap 'rm -rf "$tools"' EXIT
+# The bare proxy is built like queue-proxy (stripped) so that sizes compare.
+for p in backend bareproxy driver; do
+  CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$tools/$p" "./hack/bench/$p"
+done
+
+mkdir -p "$OUT"
+args=(-qp "$BIN/queue-proxy" -backend "$tools/backend" -bare "$tools/bareproxy"
+  -paced-script hack/bench/paced.lua -out "$OUT"
+  -reps "$REPS" -duration "$DURATION" -warmup "$WARMUP" -startup-reps "$STARTUP_REPS"
+  -proxy-cpu "$PROXY_CPU" -load-cpu "$LOAD_CPU")
+[ "${METRICS:-1}" = 0 ] && args+=(-metrics=false)
+[ -n "${PROFILE:-}" ] && args+=(-profile "$PROFILE")
+"$tools/driver" "${args[@]}"

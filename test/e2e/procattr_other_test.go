@@ -1,0 +1,9 @@
+//go:build !linux
+
+package e2e
+
+import "os/exec"
+
+// setProcAttr does nothing where the parent-death signal does not exist;
+// the tests' cleanups still kill every child.
+func setProcAttr(*exec.Cmd) {}

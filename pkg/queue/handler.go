@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"go.opencensus.io/trace"
 	netheader "knative.dev/networking/pkg/http/header"
 	netstats "knative.dev/networking/pkg/http/stats"
 )
@@ -21,21 +22,35 @@ import (
 //   - moves K-Original-Host into Host;
 //   - admits it through breaker (nil = unlimited) before calling next.
 //
+// With tracingEnabled, a request whose context carries a sampled span (the
+// server span) gets a child span queue_proxy for the whole handler and,
+// with a breaker, a child of that, queue_wait, which ends when the breaker
+// admits or rejects the request. The upstream call is a child of
+// queue_proxy, beside queue_wait. Unsampled requests, and requests without
+// a span (probes), get no spans. With tracingEnabled false no span code runs.
+//
 // On breaker rejection it writes 503 with the error text (`pending request
 // queue full`, or `context deadline exceeded` when an outer layer set a
 // deadline); when the wait was cancelled (client gone, or the timeout handler
 // already answered) it writes a bare 500, which the timeout writer swallows.
-func ProxyHandler(breaker *Breaker, stats *netstats.RequestStats, next http.Handler) http.Handler {
-	return &proxyHandler{breaker: breaker, stats: stats, next: next, now: time.Now}
+func ProxyHandler(breaker *Breaker, stats *netstats.RequestStats, tracingEnabled bool, next http.Handler) http.Handler {
+	return &proxyHandler{breaker: breaker, stats: stats, tracing: tracingEnabled, next: next, now: time.Now}
 }
 
 // activatorProxyValue is the K-Proxy-Request value the activator sets on
 // the requests it forwards.
 const activatorProxyValue = "activator"
 
+// The spans ProxyHandler creates, named as in Knative 1.15.
+const (
+	spanQueueProxy = "queue_proxy"
+	spanQueueWait  = "queue_wait"
+)
+
 type proxyHandler struct {
 	breaker *Breaker
 	stats   *netstats.RequestStats
+	tracing bool
 	next    http.Handler
 	now     func() time.Time
 }
@@ -57,13 +72,30 @@ func (h *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.event(in)
 	defer h.event(out) // not HandleEvent(...) directly: its argument would be evaluated now
 
+	var traced bool
+	if h.tracing {
+		if parent := trace.FromContext(r.Context()); parent != nil && parent.IsRecordingEvents() {
+			ctx, span := trace.StartSpan(r.Context(), spanQueueProxy)
+			defer span.End()
+			r, traced = r.WithContext(ctx), true
+		}
+	}
+
 	netheader.RewriteHostOut(r)
 
 	if h.breaker == nil {
 		h.next.ServeHTTP(w, r)
 		return
 	}
-	if err := h.breaker.Acquire(r.Context()); err != nil {
+	var wait *trace.Span
+	if traced {
+		_, wait = trace.StartSpan(r.Context(), spanQueueWait)
+	}
+	err := h.breaker.Acquire(r.Context())
+	if wait != nil {
+		wait.End()
+	}
+	if err != nil {
 		switch {
 		case errors.Is(err, ErrRequestQueueFull), errors.Is(err, context.DeadlineExceeded):
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)

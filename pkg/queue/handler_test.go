@@ -5,9 +5,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"go.opencensus.io/trace"
 	netstats "knative.dev/networking/pkg/http/stats"
 )
 
@@ -47,7 +50,7 @@ func TestProxyHandler(t *testing.T) {
 					breaker = NewBreaker(BreakerParams{QueueDepth: 10 * cc, MaxConcurrency: cc, InitialCapacity: cc})
 				}
 				next := &recordingHandler{}
-				h := ProxyHandler(breaker, stats, next)
+				h := ProxyHandler(breaker, stats, false, next)
 
 				req := httptest.NewRequest(http.MethodGet, "http://svc.example/", nil)
 				for k, v := range tc.header {
@@ -120,7 +123,7 @@ func TestProxyHandlerBreakerErrors(t *testing.T) {
 			defer cancel()
 			req := httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx)
 			rec := httptest.NewRecorder()
-			ProxyHandler(breaker, stats, next).ServeHTTP(rec, req)
+			ProxyHandler(breaker, stats, false, next).ServeHTTP(rec, req)
 
 			if rec.Code != tc.wantCode || rec.Body.String() != tc.wantBody || next.calls != 0 {
 				t.Fatalf("got %d %q (next called %d times), want %d %q", rec.Code, rec.Body.String(), next.calls, tc.wantCode, tc.wantBody)
@@ -141,8 +144,155 @@ func BenchmarkProxyHandler(b *testing.B) {
 			if cc > 0 {
 				breaker = NewBreaker(BreakerParams{QueueDepth: 10 * cc, MaxConcurrency: cc, InitialCapacity: cc})
 			}
-			h := ProxyHandler(breaker, netstats.NewRequestStats(time.Now()), http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+			h := ProxyHandler(breaker, netstats.NewRequestStats(time.Now()), false, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 			req := httptest.NewRequest(http.MethodGet, "/", nil)
+			w := httptest.NewRecorder()
+			b.ReportAllocs()
+			for b.Loop() {
+				h.ServeHTTP(w, req)
+			}
+		})
+	}
+}
+
+// spanRecorder collects the spans OpenCensus exports (a global registry:
+// tests using it do not run in parallel).
+type spanRecorder struct {
+	mu    sync.Mutex
+	spans []*trace.SpanData
+}
+
+func (r *spanRecorder) ExportSpan(sd *trace.SpanData) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.spans = append(r.spans, sd)
+}
+
+func (r *spanRecorder) names() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var n []string
+	for _, s := range r.spans {
+		n = append(n, s.Name)
+	}
+	return n
+}
+
+func (r *spanRecorder) byName(name string) *trace.SpanData {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, s := range r.spans {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+func TestProxyHandlerSpans(t *testing.T) {
+	cases := []struct {
+		name      string
+		tracing   bool
+		cc        int
+		parent    trace.Sampler // nil: no span in the request context
+		queueFull bool
+		want      []string // exported spans, in order of ending (the server span excluded)
+	}{
+		{name: "tracing off", tracing: false, cc: 2, parent: trace.AlwaysSample()},
+		{name: "no breaker", tracing: true, cc: 0, parent: trace.AlwaysSample(), want: []string{"queue_proxy"}},
+		{name: "breaker", tracing: true, cc: 2, parent: trace.AlwaysSample(), want: []string{"queue_wait", "queue_proxy"}},
+		{name: "breaker rejects", tracing: true, cc: 1, parent: trace.AlwaysSample(), queueFull: true, want: []string{"queue_wait", "queue_proxy"}},
+		{name: "unsampled", tracing: true, cc: 2, parent: trace.NeverSample()},
+		{name: "no span (probe)", tracing: true, cc: 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &spanRecorder{}
+			trace.RegisterExporter(rec)
+			defer trace.UnregisterExporter(rec)
+
+			var breaker *Breaker
+			if tc.cc > 0 {
+				breaker = NewBreaker(BreakerParams{QueueDepth: 1, MaxConcurrency: tc.cc, InitialCapacity: tc.cc})
+			}
+			if tc.queueFull {
+				// One request running, one queued: the next is rejected.
+				if err := breaker.Acquire(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				defer breaker.Release()
+				qctx, cancel := context.WithCancel(context.Background())
+				queued := make(chan error, 1)
+				defer func() { cancel(); <-queued }()
+				go func() { queued <- breaker.Acquire(qctx) }()
+				for breaker.InFlight() != 2 {
+					time.Sleep(time.Millisecond) // until the waiter is queued
+				}
+			}
+			ctx := context.Background()
+			var server *trace.Span
+			if tc.parent != nil {
+				ctx, server = trace.StartSpan(ctx, "server", trace.WithSampler(tc.parent))
+			}
+			var seen *trace.Span
+			var endedBeforeNext []string
+			next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				seen = trace.FromContext(r.Context())
+				endedBeforeNext = rec.names()
+			})
+			req := httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx)
+			ProxyHandler(breaker, netstats.NewRequestStats(time.Now()), tc.tracing, next).ServeHTTP(httptest.NewRecorder(), req)
+
+			if got := rec.names(); strings.Join(got, ",") != strings.Join(tc.want, ",") {
+				t.Fatalf("exported %v, want %v", got, tc.want)
+			}
+			if len(tc.want) == 0 {
+				if seen != server {
+					t.Errorf("next saw span %v, want the request's own %v", seen, server)
+				}
+				return
+			}
+			proxy := rec.byName("queue_proxy")
+			if proxy.ParentSpanID != server.SpanContext().SpanID || proxy.TraceID != server.SpanContext().TraceID {
+				t.Errorf("queue_proxy %v has parent %v, want a child of %v", proxy.SpanContext, proxy.ParentSpanID, server.SpanContext())
+			}
+			if wait := rec.byName("queue_wait"); wait != nil {
+				if wait.ParentSpanID != proxy.SpanID {
+					t.Errorf("queue_wait's parent %v, want queue_proxy %v", wait.ParentSpanID, proxy.SpanID)
+				}
+				if !tc.queueFull && strings.Join(endedBeforeNext, ",") != "queue_wait" {
+					t.Errorf("spans ended when next ran: %v, want queue_wait (it ends at admission)", endedBeforeNext)
+				}
+			}
+			if !tc.queueFull && (seen == nil || seen.SpanContext() != proxy.SpanContext) {
+				t.Errorf("next saw span %v, want queue_proxy %v (the upstream call's parent)", seen, proxy.SpanContext)
+			}
+		})
+	}
+}
+
+type discardExporter struct{}
+
+func (discardExporter) ExportSpan(*trace.SpanData) {}
+
+func BenchmarkProxyHandlerTracing(b *testing.B) {
+	trace.RegisterExporter(discardExporter{})
+	defer trace.UnregisterExporter(discardExporter{})
+	for _, tc := range []struct {
+		name    string
+		tracing bool
+		sampler trace.Sampler
+	}{{"off", false, nil}, {"on-unsampled", true, trace.NeverSample()}, {"on-sampled", true, trace.AlwaysSample()}} {
+		b.Run(tc.name, func(b *testing.B) {
+			breaker := NewBreaker(BreakerParams{QueueDepth: 100, MaxConcurrency: 10, InitialCapacity: 10})
+			h := ProxyHandler(breaker, netstats.NewRequestStats(time.Now()), tc.tracing, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+			ctx := context.Background()
+			if tc.sampler != nil {
+				var span *trace.Span
+				ctx, span = trace.StartSpan(ctx, "server", trace.WithSampler(tc.sampler))
+				defer span.End()
+			}
+			req := httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx)
 			w := httptest.NewRecorder()
 			b.ReportAllocs()
 			for b.Loop() {

@@ -72,7 +72,9 @@ func buildChain(p chainParams) mainChain {
 			return handler.NewTimeoutHandler(next, timeoutBody, timeouts, p.logger)
 		},
 		queue.ForwardedShimHandler,
-		func(next http.Handler) http.Handler { return queue.ProxyHandler(p.breaker, p.stats, next) },
+		func(next http.Handler) http.Handler {
+			return queue.ProxyHandler(p.breaker, p.stats, p.tracing.tracingEnabled, next)
+		},
 		p.metrics.appMetrics,
 	)
 	return mainChain{Handler: h, drainer: drainer, tracker: tracker}

@@ -19,54 +19,54 @@ import (
 // SYSTEM_NAMESPACE) are simply not read.
 type config struct {
 	// Identity of the revision and pod (§1a).
-	ServingNamespace     string `envconfig:"SERVING_NAMESPACE" required:"true"`
-	ServingService       string `envconfig:"SERVING_SERVICE"`
-	ServingConfiguration string `envconfig:"SERVING_CONFIGURATION" required:"true"`
-	ServingRevision      string `envconfig:"SERVING_REVISION" required:"true"`
-	ServingPod           string `envconfig:"SERVING_POD" required:"true"`
-	ServingPodIP         string `envconfig:"SERVING_POD_IP" required:"true"`
+	ServingNamespace     string `envconfig:"SERVING_NAMESPACE" required:"true" desc:"Namespace of the revision: log key knative.dev/key, request log."`
+	ServingService       string `envconfig:"SERVING_SERVICE" desc:"Knative Service that owns the revision; request log and Env. Empty when there is none."`
+	ServingConfiguration string `envconfig:"SERVING_CONFIGURATION" required:"true" desc:"Configuration that owns the revision; request log and Env. May be empty."`
+	ServingRevision      string `envconfig:"SERVING_REVISION" required:"true" desc:"Revision name: log key knative.dev/key, request log."`
+	ServingPod           string `envconfig:"SERVING_POD" required:"true" desc:"Pod name (Knative: fieldRef metadata.name): pod_name in the autoscaler stats, log field knative.dev/pod."`
+	ServingPodIP         string `envconfig:"SERVING_POD_IP" required:"true" desc:"Pod IP (Knative: fieldRef status.podIP): serverIp in the request log."`
 
 	// Serving (§1a).
-	ContainerConcurrency                int    `envconfig:"CONTAINER_CONCURRENCY" required:"true"`
-	QueueServingPort                    string `envconfig:"QUEUE_SERVING_PORT" required:"true"`
-	QueueServingTLSPort                 string `envconfig:"QUEUE_SERVING_TLS_PORT" required:"true"`
-	UserPort                            string `envconfig:"USER_PORT" required:"true"`
-	RevisionTimeoutSeconds              int    `envconfig:"REVISION_TIMEOUT_SECONDS" required:"true"`
-	RevisionResponseStartTimeoutSeconds int    `envconfig:"REVISION_RESPONSE_START_TIMEOUT_SECONDS"`
-	RevisionIdleTimeoutSeconds          int    `envconfig:"REVISION_IDLE_TIMEOUT_SECONDS"`
-	ServingReadinessProbe               string `envconfig:"SERVING_READINESS_PROBE"`
-	EnableHTTPFullDuplex                bool   `envconfig:"ENABLE_HTTP_FULL_DUPLEX"`
-	EnableHTTP2AutoDetection            bool   `envconfig:"ENABLE_HTTP2_AUTO_DETECTION"`
-	EnableMultiContainerProbes          bool   `envconfig:"ENABLE_MULTI_CONTAINER_PROBES"`
+	ContainerConcurrency                int    `envconfig:"CONTAINER_CONCURRENCY" required:"true" desc:"Requests let through to the user container at once. 0 = unlimited; N = N in flight and up to 10×N queued in arrival order, then 503."`
+	QueueServingPort                    string `envconfig:"QUEUE_SERVING_PORT" required:"true" desc:"Main listener: HTTP/1.1 and h2c (Knative: 8012; 8013 for h2c revisions)."`
+	QueueServingTLSPort                 string `envconfig:"QUEUE_SERVING_TLS_PORT" required:"true" desc:"TLS listener, started only when tls.crt and tls.key exist in /var/lib/knative/certs (Knative: 8112)."`
+	UserPort                            string `envconfig:"USER_PORT" required:"true" desc:"Port of the user container; requests go to 127.0.0.1:USER_PORT."`
+	RevisionTimeoutSeconds              int    `envconfig:"REVISION_TIMEOUT_SECONDS" required:"true" desc:"Overall request timeout in seconds. 0 makes every request time out at once, as in Knative."`
+	RevisionResponseStartTimeoutSeconds int    `envconfig:"REVISION_RESPONSE_START_TIMEOUT_SECONDS" desc:"Longest wait for the first response byte, in seconds; 0 = off."`
+	RevisionIdleTimeoutSeconds          int    `envconfig:"REVISION_IDLE_TIMEOUT_SECONDS" desc:"Longest gap between response writes, in seconds; 0 = off."`
+	ServingReadinessProbe               string `envconfig:"SERVING_READINESS_PROBE" desc:"Readiness probe of the user container as corev1.Probe JSON (a JSON array with ENABLE_MULTI_CONTAINER_PROBES); empty = always ready."`
+	EnableHTTPFullDuplex                bool   `envconfig:"ENABLE_HTTP_FULL_DUPLEX" desc:"Let the user container read the request body after it started the response (HTTP/1.1)."`
+	EnableHTTP2AutoDetection            bool   `envconfig:"ENABLE_HTTP2_AUTO_DETECTION" desc:"HTTP readiness probes try h2c first and fall back to HTTP/1.1."`
+	EnableMultiContainerProbes          bool   `envconfig:"ENABLE_MULTI_CONTAINER_PROBES" desc:"SERVING_READINESS_PROBE is a JSON array: the user container's probe, then the sidecars'."`
 
 	// Logging (§1a).
-	ServingLoggingConfig string `envconfig:"SERVING_LOGGING_CONFIG" required:"true"`
-	ServingLoggingLevel  string `envconfig:"SERVING_LOGGING_LEVEL" required:"true"`
+	ServingLoggingConfig string `envconfig:"SERVING_LOGGING_CONFIG" required:"true" desc:"zap logger config as JSON (Knative: zap-logger-config of config-logging); empty or invalid = JSON lines on stderr."`
+	ServingLoggingLevel  string `envconfig:"SERVING_LOGGING_LEVEL" required:"true" desc:"Log level: debug, info, warn, error, ...; empty = the level of SERVING_LOGGING_CONFIG."`
 
 	// Knative 1.15 observability variables (§1d); all optional.
-	EnableProfiling                             bool    `envconfig:"ENABLE_PROFILING"`
-	ServingRequestLogTemplate                   string  `envconfig:"SERVING_REQUEST_LOG_TEMPLATE"`
-	ServingEnableRequestLog                     bool    `envconfig:"SERVING_ENABLE_REQUEST_LOG"`
-	ServingEnableProbeRequestLog                bool    `envconfig:"SERVING_ENABLE_PROBE_REQUEST_LOG"`
-	ServingRequestMetricsBackend                string  `envconfig:"SERVING_REQUEST_METRICS_BACKEND"`
-	ServingRequestMetricsReportingPeriodSeconds int     `envconfig:"SERVING_REQUEST_METRICS_REPORTING_PERIOD_SECONDS"`
-	MetricsCollectorAddress                     string  `envconfig:"METRICS_COLLECTOR_ADDRESS"`
-	MetricsDomain                               string  `envconfig:"METRICS_DOMAIN"`
-	TracingConfigBackend                        string  `envconfig:"TRACING_CONFIG_BACKEND"`
-	TracingConfigZipkinEndpoint                 string  `envconfig:"TRACING_CONFIG_ZIPKIN_ENDPOINT"`
-	TracingConfigDebug                          bool    `envconfig:"TRACING_CONFIG_DEBUG"`
-	TracingConfigSampleRate                     float64 `envconfig:"TRACING_CONFIG_SAMPLE_RATE"`
+	EnableProfiling                             bool    `envconfig:"ENABLE_PROFILING" desc:"Knative 1.15: serve pprof on PROFILING_PORT."`
+	ServingRequestLogTemplate                   string  `envconfig:"SERVING_REQUEST_LOG_TEMPLATE" desc:"Knative 1.15: Go text/template of one request-log line."`
+	ServingEnableRequestLog                     bool    `envconfig:"SERVING_ENABLE_REQUEST_LOG" desc:"Knative 1.15: write one request-log line per request."`
+	ServingEnableProbeRequestLog                bool    `envconfig:"SERVING_ENABLE_PROBE_REQUEST_LOG" desc:"Knative 1.15: log probe requests too."`
+	ServingRequestMetricsBackend                string  `envconfig:"SERVING_REQUEST_METRICS_BACKEND" desc:"Knative 1.15: request metrics backend: prometheus (served on 9091), opencensus, or none/empty."`
+	ServingRequestMetricsReportingPeriodSeconds int     `envconfig:"SERVING_REQUEST_METRICS_REPORTING_PERIOD_SECONDS" desc:"Knative 1.15: request metrics reporting period, in seconds."`
+	MetricsCollectorAddress                     string  `envconfig:"METRICS_COLLECTOR_ADDRESS" desc:"Knative 1.15: OpenCensus agent address, for the opencensus backend."`
+	MetricsDomain                               string  `envconfig:"METRICS_DOMAIN" desc:"Knative 1.15: metrics domain, for the opencensus backend."`
+	TracingConfigBackend                        string  `envconfig:"TRACING_CONFIG_BACKEND" desc:"Knative 1.15: none or zipkin. Unset counts as enabled, as in Knative."`
+	TracingConfigZipkinEndpoint                 string  `envconfig:"TRACING_CONFIG_ZIPKIN_ENDPOINT" desc:"Knative 1.15: Zipkin collector URL."`
+	TracingConfigDebug                          bool    `envconfig:"TRACING_CONFIG_DEBUG" desc:"Knative 1.15: trace every request."`
+	TracingConfigSampleRate                     float64 `envconfig:"TRACING_CONFIG_SAMPLE_RATE" desc:"Knative 1.15: fraction of requests traced, 0 to 1."`
 
 	// Newest-generation variables read directly in Knative (§1b).
-	ObservabilityConfig string `envconfig:"OBSERVABILITY_CONFIG"`
-	ProfilingPort       string `envconfig:"PROFILING_PORT" default:"8008"`
+	ObservabilityConfig string `envconfig:"OBSERVABILITY_CONFIG" desc:"Newest generation: tracing, request metrics, request log and profiling as JSON (fields below). Malformed JSON = exit 1."`
+	ProfilingPort       string `envconfig:"PROFILING_PORT" default:"8008" desc:"pprof listener, when profiling is on."`
 
 	// Our extensions. Knative hard-codes these; operators and tests asked
 	// for them to be configurable. Defaults are Knative's values.
-	DrainQuietPeriod   time.Duration `envconfig:"QP_DRAIN_QUIET_PERIOD" default:"30s"`
-	HijackDrainTimeout time.Duration `envconfig:"QP_HIJACK_DRAIN_TIMEOUT" default:"60s"`
-	AdminPort          string        `envconfig:"QP_ADMIN_PORT" default:"8022"`
-	MetricsPort        string        `envconfig:"QP_METRICS_PORT" default:"9090"`
+	DrainQuietPeriod   time.Duration `envconfig:"QP_DRAIN_QUIET_PERIOD" default:"30s" desc:"Ours (Knative: fixed 30s): after SIGTERM, the drain ends once no request arrived for this long."`
+	HijackDrainTimeout time.Duration `envconfig:"QP_HIJACK_DRAIN_TIMEOUT" default:"60s" desc:"Ours (Knative: fixed 60s): after shutdown, how long websockets and other hijacked connections get to finish."`
+	AdminPort          string        `envconfig:"QP_ADMIN_PORT" default:"8022" desc:"Ours (Knative: fixed 8022): /wait-for-drain, for the user container's preStop hook."`
+	MetricsPort        string        `envconfig:"QP_METRICS_PORT" default:"9090" desc:"Ours (Knative: fixed 9090): autoscaler /metrics (protobuf Stat)."`
 }
 
 // envSpecs lists every struct that queue-proxy fills from its environment

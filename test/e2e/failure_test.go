@@ -43,6 +43,14 @@ func TestUserContainerCrash(t *testing.T) {
 	if r := mustFetch(t, h2, get(s.url("/headers"))); r.code != http.StatusBadGateway {
 		t.Errorf("h2c request while down: %d %q, want 502", r.code, r.body)
 	}
+	// Readiness (a TCP probe on USER_PORT) fails while the app is down. The
+	// container had been ready, so the answer comes after one attempt
+	// instead of Knative's 10 s of polling.
+	for _, ua := range []string{activatorUA, "kube-probe/1.31"} {
+		if r := s.probe(ua, "queue"); r.code != http.StatusServiceUnavailable || r.body != "" {
+			t.Errorf("%s probe while down: %d %q, want 503 and an empty body", ua, r.code, r.body)
+		}
+	}
 	if s.qp.exited() {
 		t.Fatalf("queue-proxy exited (status %d) with its user container", s.qp.code)
 	}

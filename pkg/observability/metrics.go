@@ -25,7 +25,7 @@ import (
 //
 // The values are recorded with OpenCensus into views of a private
 // view.Meter, and the Prometheus exposition (prometheus.go) is written from
-// those views. Three choices keep a request's cost far below Knative's
+// those views. Four choices keep a request's cost far below Knative's
 // (which builds a tag map per request and records each value on its own):
 //
 //   - Tag maps are built once per (response code, route tag) and cached

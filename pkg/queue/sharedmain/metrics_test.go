@@ -1,6 +1,7 @@
 package sharedmain
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -427,11 +428,40 @@ func TestRunMetricsPortErrors(t *testing.T) {
 			setEnv(t, env)
 			t.Setenv("METRICS_PROMETHEUS_HOST", tc.host)
 			t.Setenv("METRICS_PROMETHEUS_PORT", tc.port)
-			err := run(t.Context(), runtimeDeps{clock: clocktest.NewFakeClock(timeZero)})
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+			if err := runExpectingFailure(t); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("run = %v, want an error containing %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+// runExpectingFailure runs queue-proxy with the current environment and
+// returns its startup error. Should it start instead, the test fails and
+// queue-proxy is shut down.
+func runExpectingFailure(t *testing.T) error {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	clk := clocktest.NewFakeClock(timeZero)
+	done := make(chan error, 1)
+	started := make(chan map[string]string, 1)
+	go func() {
+		done <- run(ctx, runtimeDeps{clock: clk, listening: func(m map[string]string) { started <- m }})
+	}()
+	select {
+	case err := <-done:
+		return err
+	case addrs := <-started:
+		t.Errorf("queue-proxy started (%v), want a startup error", addrs)
+		cancel()
+		for {
+			select {
+			case <-done:
+				return nil
+			case <-time.After(time.Millisecond):
+				clk.Step(time.Second) // through the drain's quiet period
+			}
+		}
 	}
 }
 

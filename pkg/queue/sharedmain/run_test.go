@@ -342,7 +342,6 @@ func TestRunGracefulShutdown(t *testing.T) {
 	release := make(chan struct{})
 	var releaseOnce sync.Once
 	unblock := func() { releaseOnce.Do(func() { close(release) }) }
-	defer unblock() // also on failure, so that app.Close does not wait forever
 	entered := make(chan struct{}, 1)
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
@@ -352,6 +351,7 @@ func TestRunGracefulShutdown(t *testing.T) {
 		io.WriteString(w, "done")
 	}))
 	defer app.Close()
+	defer unblock() // runs first (defers are LIFO), so app.Close never waits on the held request
 	q := startQP(t, app, map[string]string{"QP_DRAIN_QUIET_PERIOD": "30s"})
 	base := q.clock.Waiters()
 

@@ -15,7 +15,6 @@ import (
 	netstats "knative.dev/networking/pkg/http/stats"
 
 	pkghttp "github.com/queue-proxy/queue-proxy/pkg/http"
-	"github.com/queue-proxy/queue-proxy/pkg/queue"
 )
 
 // benchChain is the main-port chain with every default layer, as run()
@@ -79,7 +78,6 @@ func BenchmarkChain(b *testing.B) {
 			})
 		})
 	}
-	_ = queue.Name
 }
 
 // discardWriter is a ResponseWriter that throws the response away, so the

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"time"
+
+	pkghttp "github.com/queue-proxy/queue-proxy/pkg/http"
 )
 
 // ObservabilityConfig is the newest generation's OBSERVABILITY_CONFIG JSON
@@ -48,8 +50,8 @@ const (
 )
 
 // DefaultRequestLogTemplate is the newest generation's default request-log
-// template (CONTRACT.md §3.11).
-const DefaultRequestLogTemplate = `{"httpRequest": {"requestMethod": "{{.Request.Method}}", "requestUrl": "{{js .Request.RequestURI}}", "requestSize": "{{.Request.ContentLength}}", "status": {{.Response.Code}}, "responseSize": "{{.Response.Size}}", "userAgent": "{{js .Request.UserAgent}}", "remoteIp": "{{js .Request.RemoteAddr}}", "serverIp": "{{.Revision.PodIP}}", "referer": "{{js .Request.Referer}}", "latency": "{{.Response.Latency}}s", "protocol": "{{.Request.Proto}}"}, "traceId": "{{.TraceID}}"}`
+// template (CONTRACT.md §3.11); pkg/http renders it on a fast path.
+const DefaultRequestLogTemplate = pkghttp.DefaultRequestLogTemplate
 
 // DefaultObservabilityConfig is what an unset or empty OBSERVABILITY_CONFIG
 // means: everything off, runtime export every 15 s, the default template.

@@ -46,19 +46,17 @@ type serverSet []server
 // servers whose listeners are already open (TLS, user metrics); they are
 // closed too if anything fails.
 func listenAll(cfg *config, obs observability, main http.Handler, admin, metrics http.Handler, extra ...server) (serverSet, error) {
-	specs := []struct {
+	type spec struct {
 		name, port string
 		srv        *http.Server
-	}{
+	}
+	specs := []spec{
 		{serverMain, cfg.QueueServingPort, newH2CServer(main)},
 		{serverAdmin, cfg.AdminPort, newServer(admin, readHeaderTimeout)},
 		{serverMetrics, cfg.MetricsPort, newServer(metricsMux(metrics), readHeaderTimeout)},
 	}
 	if obs.profiling {
-		specs = append(specs, struct {
-			name, port string
-			srv        *http.Server
-		}{serverProfile, cfg.ProfilingPort, newServer(profilingMux(), profileHeaderTimeout)})
+		specs = append(specs, spec{serverProfile, cfg.ProfilingPort, newServer(profilingMux(), profileHeaderTimeout)})
 	}
 
 	set := serverSet(extra)

@@ -548,9 +548,6 @@ func TestRunRequestLogBadTemplate(t *testing.T) {
 // one line of JSON for requests whose client-chosen fields try to break out
 // of the JSON strings.
 func TestDefaultRequestLogTemplateIsJSON(t *testing.T) {
-	if DefaultRequestLogTemplate != pkghttp.DefaultRequestLogTemplate {
-		t.Errorf("sharedmain.DefaultRequestLogTemplate\n%s\ndiffers from pkg/http's\n%s", DefaultRequestLogTemplate, pkghttp.DefaultRequestLogTemplate)
-	}
 	for _, tc := range []struct{ uri, ua, referer, traceparent string }{
 		{"/it's", "O'Reilly", "'", ""},
 		{`/a"b\c`, `"},"x":{"`, "</script>", `00-"},"injected":"-00f067aa0ba902b7-01`},

@@ -10,7 +10,8 @@
 # Settings (environment):
 #   QUICK=1           1 repetition of 3 s per cell (about 1-2 minutes);
 #                     the default is 3 × 10 s (about 7-8 minutes)
-#   REPS, DURATION    repetitions and length of one run (Go duration, e.g. 10s)
+#   REPS, DURATION    repetitions and length of one run (Go duration, e.g. 10s);
+#                     REPS=0 measures only startup, idle RSS and binary size
 #   STARTUP_REPS      process starts measured per target (default 15)
 #   PROXY_CPU, LOAD_CPU  taskset CPU lists (default 0 and 1)
 #   METRICS=0         queue-proxy without request metrics (default: on)

@@ -499,6 +499,12 @@ func TestMemStatsRefresh(t *testing.T) {
 	clk := clocktest.NewFakeClock(time.Unix(0, 0))
 	m := newTestMetrics(t, clk, MetricsConfig{MemStatsPeriod: 30 * time.Second})
 
+	// Startup does not read the memory statistics; the first scrape does.
+	// (The meter handles commands in order, so a sample recorded by
+	// NewMetrics would be seen here.)
+	if rows, err := m.meter.RetrieveData(memStats[0].name); err != nil || len(rows) != 0 {
+		t.Errorf("%s before the first scrape: %v, %v; want no rows", memStats[0].name, rows, err)
+	}
 	_, fams := scrape(t, m)
 	for _, st := range memStats {
 		f := fams["revision_"+st.name]

@@ -91,6 +91,7 @@ func (m *Metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 
 // appendExposition appends every family with data to b.
 func (m *Metrics) appendExposition(b []byte) []byte {
+	m.memStatsOnce.Do(m.recordMemStats)
 	m.flush()
 	if m.queueDepth != nil {
 		m.record(m.emptyTags, []stats.Measurement{measureQueueDepth.M(int64(m.queueDepth()))})

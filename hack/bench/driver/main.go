@@ -51,7 +51,7 @@ func main() {
 	flag.StringVar(&o.outDir, "out", "out/bench", "directory for logs, raw wrk output and the report")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of one wrk run")
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "wrk warm-up per target before measuring")
-	flag.IntVar(&o.reps, "reps", 3, "repetitions of every (load, target) run")
+	flag.IntVar(&o.reps, "reps", 3, "repetitions of every (load, target) run; 0 measures only startup, RSS and size")
 	flag.IntVar(&o.startupReps, "startup-reps", 15, "process starts measured per target")
 	flag.StringVar(&o.proxyCPU, "proxy-cpu", "0", "CPU list (taskset) for the proxies")
 	flag.StringVar(&o.loadCPU, "load-cpu", "1", "CPU list (taskset) for wrk and the backend")
@@ -168,6 +168,9 @@ func (b *bench) run(ctx context.Context) error {
 
 	logf("warming up")
 	for _, tg := range targets {
+		if b.o.reps == 0 {
+			break // process figures only
+		}
 		if _, err := b.runWrk(ctx, tg, load{"warm-up", 64, false}, b.o.warmup); err != nil {
 			return fmt.Errorf("warm-up of %s: %w", tg.name, err)
 		}

@@ -117,16 +117,25 @@ func (r *report) String() string {
 		}
 		w("- %s: "+format+"\n", append([]any{verdict}, args...)...)
 	}
+	if r.o.reps == 0 {
+		w("- not measured (REPS=0): CPU per request, throughput, CC=10 tail\n")
+	} else {
+		r.loadTargets(check, b16, q16, b64, q64, cc10)
+	}
+	check(r.idle[qp0Name] <= maxIdleRSS, "idle RSS %s (target ≤ %s)", mib(r.idle[qp0Name]), mib(maxIdleRSS))
+	su := float64(r.startup["qp"]) / float64(r.startup["bare"])
+	check(su <= maxStartupRatio, "startup %s = %s the bare proxy's %s (target ≤ %.1f×)", fmtDur(r.startup["qp"]), fmtRatio(su), fmtDur(r.startup["bare"]), maxStartupRatio)
+	return b.String()
+}
+
+// loadTargets checks the targets that need wrk runs.
+func (r *report) loadTargets(check func(bool, string, ...any), b16, q16, b64, q64, cc10 med) {
 	cpuRatio := q16.cpu / b16.cpu
 	check(cpuRatio <= maxCPURatio, "CPU per request at 16 conns, CC=0: %s the bare proxy (target ≤ %.2f×)", fmtRatio(cpuRatio), maxCPURatio)
 	r16, r64 := q16.rps/b16.rps, q64.rps/b64.rps
 	check(r16 >= minRPSRatio && r64 >= minRPSRatio, "throughput, CC=0: %s the bare proxy at 16 conns, %s at 64 (target ≥ %.2f×)", fmtRatio(r16), fmtRatio(r64), minRPSRatio)
 	tail := float64(cc10.p99) / float64(cc10.p50)
 	check(tail <= maxTailRatio, "CC=10 at 64 conns: p99 %s = %.1f× p50 %s (target ≤ %.0f×)", fmtDur(cc10.p99), tail, fmtDur(cc10.p50), maxTailRatio)
-	check(r.idle[qp0Name] <= maxIdleRSS, "idle RSS %s (target ≤ %s)", mib(r.idle[qp0Name]), mib(maxIdleRSS))
-	su := float64(r.startup["qp"]) / float64(r.startup["bare"])
-	check(su <= maxStartupRatio, "startup %s = %s the bare proxy's %s (target ≤ %.1f×)", fmtDur(r.startup["qp"]), fmtRatio(su), fmtDur(r.startup["bare"]), maxStartupRatio)
-	return b.String()
 }
 
 func onOff(b bool) string {

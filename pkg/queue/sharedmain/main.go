@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"go.uber.org/zap"
@@ -79,7 +80,7 @@ type Env struct {
 // after a clean shutdown and an error, already reported on stderr or in the
 // log, when startup or a server fails.
 func Main(opts ...Option) error {
-	return run(signals.NewContext(), runtimeDeps{clock: clock.RealClock{}, setMaxProcs: setMaxProcs}, opts...)
+	return run(signals.NewContext(), runtimeDeps{clock: clock.RealClock{}, setMaxProcs: setMaxProcs, releaseMemory: debug.FreeOSMemory}, opts...)
 }
 
 // runtimeDeps are the process-wide things tests replace.
@@ -92,6 +93,9 @@ type runtimeDeps struct {
 	// listening, if set, is told each server's bound address once all
 	// servers listen (tests use port 0).
 	listening func(map[string]string)
+	// releaseMemory, if set, is called once, startupSettle after the
+	// servers listen (releaseAfterStartup).
+	releaseMemory func()
 }
 
 func run(ctx context.Context, deps runtimeDeps, opts ...Option) error {
@@ -112,7 +116,9 @@ func run(ctx context.Context, deps runtimeDeps, opts ...Option) error {
 		logger.Warn(w)
 	}
 	if deps.setMaxProcs != nil {
-		deps.setMaxProcs(logger.Infof)
+		// Off the path to the first answer: it parses the cgroup files
+		// (about 0.4 ms), and the runtime's own default is fine until then.
+		go deps.setMaxProcs(logger.Infof)
 	}
 
 	tracing, err := setupTracing(cfg, obs, env, logger)
@@ -176,6 +182,9 @@ func run(ctx context.Context, deps runtimeDeps, opts ...Option) error {
 	if err != nil {
 		logger.Errorw("Failed to bring up queue-proxy, shutting down.", zap.Error(err))
 		return err
+	}
+	if deps.releaseMemory != nil {
+		releaseAfterStartup(d.Ctx, deps.clock, deps.releaseMemory)
 	}
 	if deps.listening != nil {
 		deps.listening(servers.addrs())

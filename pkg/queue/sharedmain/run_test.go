@@ -35,6 +35,12 @@ type qp struct {
 // env, and waits until every server listens.
 func startQP(t *testing.T, app *httptest.Server, env map[string]string, opts ...Option) *qp {
 	t.Helper()
+	return startQPWith(t, app, env, nil, opts...)
+}
+
+// startQPWith is startQP with a hook that may set more runtime deps.
+func startQPWith(t *testing.T, app *httptest.Server, env map[string]string, deps func(*runtimeDeps), opts ...Option) *qp {
+	t.Helper()
 	e := baseEnv()
 	_, userPort, _ := net.SplitHostPort(app.Listener.Addr().String())
 	logPath := filepath.Join(t.TempDir(), "qp.log")
@@ -61,8 +67,12 @@ func startQP(t *testing.T, app *httptest.Server, env map[string]string, opts ...
 	ctx, cancel := context.WithCancel(context.Background())
 	q := &qp{t: t, clock: clocktest.NewFakeClock(time.Now()), cancel: cancel, done: make(chan error, 1)}
 	listening := make(chan map[string]string, 1)
+	rd := runtimeDeps{clock: q.clock, listening: func(m map[string]string) { listening <- m }}
+	if deps != nil {
+		deps(&rd)
+	}
 	go func() {
-		q.done <- run(ctx, runtimeDeps{clock: q.clock, listening: func(m map[string]string) { listening <- m }}, opts...)
+		q.done <- run(ctx, rd, opts...)
 	}()
 	select {
 	case q.addrs = <-listening:

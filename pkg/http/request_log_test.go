@@ -2,6 +2,7 @@ package http
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"text/template"
+
+	"github.com/queue-proxy/queue-proxy/pkg/http/logtemplate"
 )
 
 var testRevision = &RequestLogRevision{
@@ -162,6 +165,14 @@ func TestRequestLogHandlerTemplateErrors(t *testing.T) {
 	re := regexp.MustCompile(`^Invalid request log template: method: GET, response code: 418, latency: [0-9.e-]+, url: /a\?b=c\n$`)
 	if len(lines) != 1 || !re.MatchString(lines[0]) {
 		t.Errorf("writes %q, want one fallback line", lines)
+	}
+
+	// A template calling a method outside logtemplate's whitelist is refused
+	// at once, naming the method.
+	for _, tmpl := range []string{"{{.Request.Context}}", `{{.Request.FormValue "x"}}`, "{{.Response.Code}} {{.Request.URL.JoinPath}}"} {
+		if _, err := NewRequestLogHandler(http.NotFoundHandler(), io.Discard, tmpl, nil, false); !errors.Is(err, logtemplate.ErrUnsupportedMethod) {
+			t.Errorf("%s: NewRequestLogHandler error %v, want one matching logtemplate.ErrUnsupportedMethod", tmpl, err)
+		}
 	}
 
 	// SetTemplate: a bad template keeps the old one; "" turns logging off.

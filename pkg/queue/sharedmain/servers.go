@@ -5,13 +5,13 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/h2c"
+
+	"github.com/queue-proxy/queue-proxy/pkg/http/h2c"
+	"github.com/queue-proxy/queue-proxy/pkg/profiling"
 )
 
 // Server limits. Knative sets ReadHeaderTimeout to a minute on every server;
@@ -56,7 +56,7 @@ func listenAll(cfg *config, obs observability, main http.Handler, admin, metrics
 		{serverMetrics, cfg.MetricsPort, newServer(metricsMux(metrics), readHeaderTimeout)},
 	}
 	if obs.profiling {
-		specs = append(specs, spec{serverProfile, cfg.ProfilingPort, newServer(profilingMux(), profileHeaderTimeout)})
+		specs = append(specs, spec{serverProfile, cfg.ProfilingPort, newServer(profiling.Handler(), profileHeaderTimeout)})
 	}
 
 	set := serverSet(extra)
@@ -73,19 +73,15 @@ func listenAll(cfg *config, obs observability, main http.Handler, admin, metrics
 
 // newH2CServer serves HTTP/1.1 and cleartext HTTP/2, both by prior knowledge
 // (the activator, ingresses) and by the HTTP/1.1 `Upgrade: h2c` handshake
-// (curl --http2). net/http's native h2c covers only prior knowledge, so the
-// x/net h2c handler is used. ConfigureServer ties the HTTP/2 server to the
-// HTTP/1 one, so that Shutdown sends GOAWAY on h2c connections too.
+// (curl --http2), all with net/http's own HTTP/2 server (pkg/http/h2c), so
+// that Shutdown sends GOAWAY on h2c connections too.
 func newH2CServer(h http.Handler) *http.Server {
-	h2s := &http2.Server{}
 	srv := &http.Server{
-		Handler:           h2c.NewHandler(h, h2s),
+		Handler:           h,
 		ReadHeaderTimeout: readHeaderTimeout,
 		MaxHeaderBytes:    mainMaxHeaderBytes,
 	}
-	// ConfigureServer only fails on a TLS config that forbids HTTP/2's
-	// ciphers; there is none here.
-	_ = http2.ConfigureServer(srv, h2s)
+	h2c.Configure(srv)
 	return srv
 }
 
@@ -97,18 +93,6 @@ func newServer(h http.Handler, headerTimeout time.Duration) *http.Server {
 func metricsMux(stats http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", stats)
-	return mux
-}
-
-// profilingMux serves net/http/pprof's index and profiles, GET only
-// (other methods get 405), as Knative's profiling server does.
-func profilingMux() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return mux
 }
 

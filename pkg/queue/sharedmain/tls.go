@@ -11,7 +11,6 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 	"go.uber.org/zap"
-	"golang.org/x/net/http2"
 	"knative.dev/networking/pkg/certificates"
 
 	"github.com/queue-proxy/queue-proxy/pkg/queue"
@@ -83,12 +82,13 @@ func newTLSServer(cfg *config, logger *zap.SugaredLogger, h http.Handler) (*serv
 		MaxHeaderBytes:    mainMaxHeaderBytes,
 		TLSConfig:         tlsCfg,
 	}
-	// ConfigureServer wires h2 to ALPN and Shutdown to GOAWAY. It fails only
-	// when TLS 1.2 is allowed with a cipher list lacking HTTP/2's mandatory
-	// suite.
-	if err := http2.ConfigureServer(srv, &http2.Server{}); err != nil {
+	// net/http's HTTP/2 server (set up when serving starts, for the "h2" in
+	// NextProtos) answers h2 by ALPN and sends GOAWAY on Shutdown. It would
+	// refuse to serve at all when TLS 1.2 is allowed with a cipher list
+	// lacking HTTP/2's mandatory suite; that is a startup error here.
+	if !tlsconfig.HTTP2CipherOK(tlsCfg) {
 		return nil, noop, errors.New("failed to read TLS configuration from environment: " +
-			tlsEnvPrefix + "TLS_CIPHER_SUITES: " + strconv.Quote(env.CipherSuites) + ": " + err.Error())
+			tlsEnvPrefix + "TLS_CIPHER_SUITES: " + strconv.Quote(env.CipherSuites) + ": " + tlsconfig.ErrHTTP2Cipher.Error())
 	}
 
 	watcher, err := certificate.NewWatcher(certFile, keyFile, logger)

@@ -192,7 +192,7 @@ func TestTLSStartupErrors(t *testing.T) {
 		{"insecure cipher", nil, map[string]string{"QUEUE_PROXY_TLS_CIPHER_SUITES": "TLS_ECDHE_RSA_WITH_RC4_128_SHA"}, "0",
 			[]string{`QUEUE_PROXY_TLS_CIPHER_SUITES: "TLS_ECDHE_RSA_WITH_RC4_128_SHA": cipher suite "TLS_ECDHE_RSA_WITH_RC4_128_SHA" is insecure`}},
 		{"TLS 1.2 ciphers without HTTP/2's mandatory suite", nil, map[string]string{"QUEUE_PROXY_TLS_MIN_VERSION": "1.2", "QUEUE_PROXY_TLS_CIPHER_SUITES": "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"}, "0",
-			[]string{`QUEUE_PROXY_TLS_CIPHER_SUITES: "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": http2: TLSConfig.CipherSuites is missing an HTTP/2-required`}},
+			[]string{`QUEUE_PROXY_TLS_CIPHER_SUITES: "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": HTTP/2 needs TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 or TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 in the cipher list when TLS 1.2 is allowed`}},
 		{"unknown curve", nil, map[string]string{"QUEUE_PROXY_TLS_CURVE_PREFERENCES": "X25519, X448"}, "0",
 			[]string{`QUEUE_PROXY_TLS_CURVE_PREFERENCES: "X25519, X448": unknown curve "X448"`}},
 		{"key of another certificate", func(t *testing.T) string {

@@ -7,20 +7,21 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protowire"
 	netstats "knative.dev/networking/pkg/http/stats"
+
+	"github.com/queue-proxy/queue-proxy/pkg/internal/pbwire"
 )
 
 // Field numbers of Knative's autoscaler Stat message
 // (pkg/autoscaler/metrics/stat.proto). All doubles but pod_name and
 // timestamp; zero values are omitted on the wire, as proto3 does.
 const (
-	statPodName                   protowire.Number = 1
-	statAverageConcurrentRequests protowire.Number = 2
-	statAverageProxiedConcurrency protowire.Number = 3
-	statRequestCount              protowire.Number = 4
-	statProxiedRequestCount       protowire.Number = 5
-	statProcessUptime             protowire.Number = 6
+	statPodName                   = 1
+	statAverageConcurrentRequests = 2
+	statAverageProxiedConcurrency = 3
+	statRequestCount              = 4
+	statProxiedRequestCount       = 5
+	statProcessUptime             = 6
 	// statTimestamp (7, int64) is never set by Knative's queue-proxy.
 )
 
@@ -40,7 +41,7 @@ type ProtobufStatsReporter struct {
 // only the pod name. startTime is the origin of process_uptime.
 func NewProtobufStatsReporter(pod string, startTime time.Time, reportingPeriod time.Duration) *ProtobufStatsReporter {
 	r := &ProtobufStatsReporter{podName: pod, startTime: startTime, reportingPeriod: reportingPeriod.Seconds()}
-	b := protowire.AppendString(protowire.AppendTag(nil, statPodName, protowire.BytesType), pod)
+	b := pbwire.AppendString(pbwire.AppendTag(nil, statPodName, pbwire.BytesType), pod)
 	r.stat.Store(&b)
 	return r
 }
@@ -49,7 +50,7 @@ func NewProtobufStatsReporter(pod string, startTime time.Time, reportingPeriod t
 func (r *ProtobufStatsReporter) Report(now time.Time, s netstats.RequestStatsReport) {
 	b := make([]byte, 0, len(r.podName)+2+5*9)
 	if r.podName != "" {
-		b = protowire.AppendString(protowire.AppendTag(b, statPodName, protowire.BytesType), r.podName)
+		b = pbwire.AppendString(pbwire.AppendTag(b, statPodName, pbwire.BytesType), r.podName)
 	}
 	b = appendDouble(b, statAverageConcurrentRequests, s.AverageConcurrency)
 	b = appendDouble(b, statAverageProxiedConcurrency, s.AverageProxiedConcurrency)
@@ -59,11 +60,11 @@ func (r *ProtobufStatsReporter) Report(now time.Time, s netstats.RequestStatsRep
 	r.stat.Store(&b)
 }
 
-func appendDouble(b []byte, n protowire.Number, v float64) []byte {
+func appendDouble(b []byte, n uint32, v float64) []byte {
 	if v == 0 {
 		return b
 	}
-	return protowire.AppendFixed64(protowire.AppendTag(b, n, protowire.Fixed64Type), math.Float64bits(v))
+	return pbwire.AppendFixed64(pbwire.AppendTag(b, n, pbwire.Fixed64Type), math.Float64bits(v))
 }
 
 // ServeHTTP writes the latest Stat.

@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"strings"
 
-	"google.golang.org/protobuf/encoding/protowire"
+	"github.com/queue-proxy/queue-proxy/pkg/internal/pbwire"
 )
 
 // The gRPC health check is one unary call, so it is spoken here directly as
@@ -73,8 +73,8 @@ func NewGRPCProbe(addr, service string) (*GRPCProbe, error) {
 	}
 	var msg []byte
 	if service != "" {
-		msg = protowire.AppendTag(msg, 1, protowire.BytesType)
-		msg = protowire.AppendString(msg, service)
+		msg = pbwire.AppendTag(msg, 1, pbwire.BytesType)
+		msg = pbwire.AppendString(msg, service)
 	}
 	body := make([]byte, 5, 5+len(msg))
 	binary.BigEndian.PutUint32(body[1:], uint32(len(msg)))
@@ -158,25 +158,21 @@ func parseHealthResponse(b []byte) (uint64, error) {
 	}
 	var status uint64 // proto3 default: UNKNOWN
 	for len(msg) > 0 {
-		num, typ, l := protowire.ConsumeTag(msg)
-		if l < 0 {
-			return 0, protowire.ParseError(l)
-		}
-		if !num.IsValid() {
-			return 0, errors.New("invalid field number " + strconv.FormatInt(int64(num), 10))
+		num, typ, l, err := pbwire.ConsumeTag(msg)
+		if err != nil {
+			return 0, err
 		}
 		msg = msg[l:]
-		if num == 1 && typ == protowire.VarintType {
-			v, l := protowire.ConsumeVarint(msg)
-			if l < 0 {
-				return 0, protowire.ParseError(l)
+		if num == 1 && typ == pbwire.VarintType {
+			v, l, err := pbwire.ConsumeVarint(msg)
+			if err != nil {
+				return 0, err
 			}
 			status, msg = v, msg[l:]
 			continue
 		}
-		l = protowire.ConsumeFieldValue(num, typ, msg)
-		if l < 0 {
-			return 0, protowire.ParseError(l)
+		if l, err = pbwire.ConsumeFieldValue(num, typ, msg); err != nil {
+			return 0, err
 		}
 		msg = msg[l:]
 	}

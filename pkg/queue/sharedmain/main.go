@@ -116,9 +116,13 @@ func run(ctx context.Context, deps runtimeDeps, opts ...Option) error {
 		logger.Warn(w)
 	}
 	if deps.setMaxProcs != nil {
-		// Off the path to the first answer: it parses the cgroup files
-		// (about 0.4 ms), and the runtime's own default is fine until then.
-		go deps.setMaxProcs(logger.Infof)
+		// Off the path to the first answers: it parses the cgroup files
+		// (about 0.4 ms of CPU), which on a one-CPU pod would delay the
+		// first probes of a cold start; the runtime's own default is fine
+		// until then.
+		// (Real time: setMaxProcs is process-wide, so tests never set it.)
+		maxProcsTimer := time.AfterFunc(maxProcsDelay, func() { deps.setMaxProcs(logger.Infof) })
+		defer maxProcsTimer.Stop()
 	}
 
 	tracing, err := setupTracing(cfg, obs, env, logger)

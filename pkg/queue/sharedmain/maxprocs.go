@@ -3,9 +3,14 @@ package sharedmain
 import (
 	"os"
 	"runtime"
+	"time"
 
 	"go.uber.org/automaxprocs/maxprocs"
 )
+
+// maxProcsDelay is how long after startup setMaxProcs runs: long after the
+// first probes of a cold start have been answered, long before any load.
+const maxProcsDelay = 100 * time.Millisecond
 
 // setMaxProcs sizes GOMAXPROCS for a sidecar and reports what it did.
 //

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/queue-proxy/queue-proxy/pkg/queue/sharedmain"
 )
 
 const wrkOutput = `Running 2s test @ http://127.0.0.1:28777/
@@ -93,5 +95,20 @@ func TestMedian(t *testing.T) {
 	}
 	if got := median[time.Duration](nil); got != 0 {
 		t.Errorf("no durations: %v", got)
+	}
+}
+
+// TestQPEnvHasTheReconcilers: the benchmark runs queue-proxy with every
+// variable Knative's reconciler sets, so that it drifts with neither.
+func TestQPEnvHasTheReconcilers(t *testing.T) {
+	set := map[string]bool{}
+	for _, kv := range qpEnv(1, 2, 3, 4, 5, 6, 7, 0, true, false) {
+		name, _, _ := strings.Cut(kv, "=")
+		set[name] = true
+	}
+	for _, name := range sharedmain.ReconcilerEnv() {
+		if !set[name] {
+			t.Errorf("qpEnv lacks %s, which the reconciler sets", name)
+		}
 	}
 }

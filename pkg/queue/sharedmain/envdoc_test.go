@@ -282,3 +282,18 @@ func TestEnvDocObservabilityFields(t *testing.T) {
 		}
 	}
 }
+
+// TestBaseEnvIsTheReconcilers: the tests' environment sets exactly the
+// variables Knative's reconciler sets, so that it drifts with neither.
+func TestBaseEnvIsTheReconcilers(t *testing.T) {
+	env := baseEnv()
+	for _, name := range ReconcilerEnv() {
+		if _, ok := env[name]; !ok {
+			t.Errorf("baseEnv lacks %s, which the reconciler sets", name)
+		}
+		delete(env, name)
+	}
+	for name := range env {
+		t.Errorf("baseEnv sets %s, which the reconciler does not", name)
+	}
+}

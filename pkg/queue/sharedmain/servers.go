@@ -3,12 +3,14 @@ package sharedmain
 import (
 	"context"
 	"errors"
+	"log"
 	"net"
 	"net/http"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/queue-proxy/queue-proxy/pkg/http/h2c"
 	"github.com/queue-proxy/queue-proxy/pkg/profiling"
@@ -110,6 +112,9 @@ func (s serverSet) serve(logger *zap.SugaredLogger) <-chan error {
 	errCh := make(chan error, len(s))
 	for _, sv := range s {
 		logger.Infof("Starting http server %s %s", sv.name, sv.ln.Addr())
+		if sv.srv.ErrorLog == nil {
+			sv.srv.ErrorLog = serverErrorLog(logger, sv.name)
+		}
 		go func() {
 			if err := sv.srv.Serve(sv.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errCh <- errors.New("server " + sv.name + ": " + err.Error())
@@ -117,6 +122,19 @@ func (s serverSet) serve(logger *zap.SugaredLogger) <-chan error {
 		}()
 	}
 	return errCh
+}
+
+// serverErrorLog routes net/http's own messages about a server (TLS
+// handshake failures, accept errors, handler panics) into the structured log
+// at warning level, with the server's name, instead of plain text on stderr
+// (where Knative's queue-proxy writes them), so that log pipelines parse
+// them and the logger's sampling bounds a flood of them.
+func serverErrorLog(logger *zap.SugaredLogger, name string) *log.Logger {
+	l, err := zap.NewStdLogAt(logger.Desugar().With(zap.String("server", name)), zapcore.WarnLevel)
+	if err != nil { // only for an invalid level
+		panic(err)
+	}
+	return l
 }
 
 // shutdown stops every server gracefully, in parallel, waiting for the

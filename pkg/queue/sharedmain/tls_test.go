@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -427,10 +428,17 @@ func TestRunTLS(t *testing.T) {
 		})
 	}
 
-	// TLS 1.2 is refused by default.
+	// TLS 1.2 is refused by default, and the server's handshake error is
+	// in the structured log, not on stderr.
 	if conn, err := tls.Dial("tcp", q.addrs[serverMainTLS], &tls.Config{RootCAs: ca.Pool, ServerName: "127.0.0.1", MaxVersion: tls.VersionTLS12}); err == nil {
 		conn.Close()
 		t.Error("TLS 1.2 handshake succeeded with the default policy")
+	}
+	handshakeLogged := regexp.MustCompile(`"severity":"WARN".*"message":"http: TLS handshake error from [^"]+: tls: [^"]*".*"server":"main tls"`)
+	for deadline := time.Now().Add(5 * time.Second); !handshakeLogged.MatchString(log()); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no structured log line for the refused TLS 1.2 handshake")
+		}
 	}
 
 	// Plain HTTP keeps running.

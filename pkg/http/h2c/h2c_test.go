@@ -433,3 +433,60 @@ func TestUpgradedShutdown(t *testing.T) {
 		t.Errorf("Shutdown: %v", err)
 	}
 }
+
+// TestUpgradeConcurrentStreams: after the upgrade, streams run in parallel
+// on the connection while stream 1 is still being answered, and each gets
+// its own answer.
+func TestUpgradeConcurrentStreams(t *testing.T) {
+	release := make(chan struct{})
+	ts := newTestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.RequestURI == "/first" {
+			<-release // stream 1 answers last
+		}
+		fmt.Fprintf(w, "%s %s", r.Proto, r.RequestURI)
+	})
+	conn, br, _ := upgradeRequest(t, ts.addr, upgradeHead("GET", "/first", "h", ""))
+	c := startH2(t, conn, br)
+	const n = 10
+	for i := range n {
+		c.get(uint32(3+2*i), "h", fmt.Sprintf("/s%d", i))
+	}
+	bodies := map[uint32]string{}
+	body := map[uint32]*strings.Builder{}
+	released := false
+	for len(bodies) < n+1 {
+		if len(bodies) == n && !released {
+			close(release) // every other stream is done; now stream 1
+			released = true
+		}
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("reading frames (%d streams done): %v", len(bodies), err)
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				c.fr.WriteSettingsAck() //nolint:errcheck // best effort
+			}
+		case *http2.DataFrame:
+			if body[f.StreamID] == nil {
+				body[f.StreamID] = &strings.Builder{}
+			}
+			body[f.StreamID].Write(f.Data())
+			if f.StreamEnded() {
+				bodies[f.StreamID] = body[f.StreamID].String()
+			}
+		case *http2.RSTStreamFrame:
+			t.Fatalf("stream %d reset: %v", f.StreamID, f.ErrCode)
+		}
+	}
+	if bodies[1] != "HTTP/1.1 /first" {
+		t.Errorf("stream 1 = %q, want %q", bodies[1], "HTTP/1.1 /first")
+	}
+	for i := range n {
+		id := uint32(3 + 2*i)
+		if want := fmt.Sprintf("HTTP/2.0 /s%d", i); bodies[id] != want {
+			t.Errorf("stream %d = %q, want %q", id, bodies[id], want)
+		}
+	}
+}

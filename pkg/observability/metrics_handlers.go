@@ -1,9 +1,14 @@
 package observability
 
 import (
+	"io"
+	"net"
 	"net/http"
+	"reflect"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	netheader "knative.dev/networking/pkg/http/header"
@@ -11,30 +16,43 @@ import (
 	pkghttp "github.com/queue-proxy/queue-proxy/pkg/http"
 )
 
-// RequestHandler is the request-metrics layer, placed outside the timeout
-// handler: it records revision_request_count and revision_request_latencies
-// for every request that is not a probe (netheader.IsProbe), with the
-// response code the client got (504 when the timeout handler answered) and
-// the request's route tag. Probes pass through unmeasured. It writes nothing
-// itself.
+// RequestHandler is the server metrics layer, placed outside the timeout
+// handler: for every request that is not a probe (netheader.IsProbe) it
+// records the generation's PointServer instruments (1.15
+// revision_request_*; newest http.server.request.duration and the body
+// sizes) with the response code the client got (504 when the timeout
+// handler answered) and the request's attributes. Probes pass through
+// unmeasured. It writes nothing itself. Without PointServer instruments it
+// returns next.
 func (m *Metrics) RequestHandler(next http.Handler) http.Handler {
-	return &metricsHandler{m: m, set: &m.request, routeTag: m.routeTag, next: next}
+	ps := m.points[PointServer]
+	if ps == nil {
+		return next
+	}
+	return &metricsHandler{m: m, ps: ps, routeTag: m.routeTag, next: next,
+		countBody: ps.measuresQuantity(RequestBodySize)}
 }
 
-// AppHandler is the app-metrics layer, placed inside the breaker right above
-// the reverse proxy: it records revision_app_request_count and
-// revision_app_request_latencies for every request that is not a probe, with
-// the response code of the user container (or of the proxy's error
-// handler). Probes pass through unmeasured. It writes nothing itself.
+// AppHandler is the app metrics layer, placed inside the breaker right above
+// the reverse proxy: for every request that is not a probe it records the
+// PointApp instruments (1.15 revision_app_request_*; newest
+// kn.serving.invocation.duration) with the response code of the user
+// container (or of the proxy's error handler). Probes pass through
+// unmeasured. It writes nothing itself.
 func (m *Metrics) AppHandler(next http.Handler) http.Handler {
-	return &metricsHandler{m: m, set: &m.app, next: next}
+	ps := m.points[PointApp]
+	if ps == nil {
+		return next
+	}
+	return &metricsHandler{m: m, ps: ps, next: next}
 }
 
 type metricsHandler struct {
-	m        *Metrics
-	set      *seriesMap
-	routeTag func(*http.Request) string // nil: no route_tag
-	next     http.Handler
+	m         *Metrics
+	ps        *pointSet
+	routeTag  func(*http.Request) string // nil: no route tag
+	countBody bool
+	next      http.Handler
 }
 
 // recorders are pooled: a request's recorder goes back once the handler
@@ -46,9 +64,11 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.next.ServeHTTP(w, r)
 		return
 	}
-	var route string
-	if h.routeTag != nil {
-		route = h.routeTag(r) // before next: inner layers may change headers
+	key := h.requestKey(r) // before next: inner layers may change headers
+	var body *countingBody
+	if h.countBody && r.Body != nil && r.Body != http.NoBody {
+		body = &countingBody{ReadCloser: r.Body}
+		r.Body = body
 	}
 	rr := recorders.Get().(*pkghttp.ResponseRecorder)
 	rr.Reset(w, http.StatusOK)
@@ -60,16 +80,43 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	returned := false
 	defer func() {
 		if !returned {
-			h.observe(http.StatusInternalServerError, route, start)
+			key.code = http.StatusInternalServerError
+			h.observe(key, start, body, rr.ResponseSize)
 		}
 	}()
 	h.next.ServeHTTP(rr, r)
 	returned = true
 
-	code := rr.ResponseCode
+	key.code = rr.ResponseCode
+	size := rr.ResponseSize
 	rr.Reset(nil, 0)
 	recorders.Put(rr)
-	h.observe(code, route, start)
+	h.observe(key, start, body, size)
+}
+
+// requestKey fills the attributes of r that the point uses.
+func (h *metricsHandler) requestKey(r *http.Request) seriesKey {
+	var k seriesKey
+	ps := h.ps
+	if h.routeTag != nil && ps.uses(AttrRouteTag) {
+		k.route = h.routeTag(r)
+	}
+	if ps.uses(AttrMethod) {
+		k.method = standardMethod(r.Method)
+		k.https = r.TLS != nil
+		k.host, k.port = splitHostPort(r.Host)
+		k.port = nonDefaultPort(k.https, k.port)
+		k.proto = protoVersion(r.ProtoMajor, r.ProtoMinor)
+	}
+	return k
+}
+
+func (h *metricsHandler) observe(k seriesKey, start time.Duration, body *countingBody, respSize int64) {
+	o := observation{seconds: float64(h.m.since()-start) / float64(time.Second), respSize: respSize}
+	if body != nil {
+		o.reqSize = body.n.Load()
+	}
+	h.ps.get(k).add(h.m, o)
 }
 
 // isProbe is netheader.IsProbe (CONTRACT.md §5.4: a User-Agent starting
@@ -88,7 +135,159 @@ func isProbe(h http.Header) bool {
 	return len(v) > 0 && v[0] != ""
 }
 
-func (h *metricsHandler) observe(code int, route string, start time.Duration) {
-	ms := float64(h.m.since()-start) / float64(time.Millisecond)
-	h.set.get(code, route).add(h.m, ms)
+// Transport is the client metrics layer around the upstream transport: it
+// records the generation's PointClient instruments (newest
+// http.client.request.duration and .body.size) for every round trip, probes
+// included, timed until the response headers arrived. Without PointClient
+// instruments it returns next.
+func (m *Metrics) Transport(next http.RoundTripper) http.RoundTripper {
+	ps := m.points[PointClient]
+	if ps == nil {
+		return next
+	}
+	return &metricsTransport{m: m, ps: ps, next: next}
+}
+
+type metricsTransport struct {
+	m    *Metrics
+	ps   *pointSet
+	next http.RoundTripper
+}
+
+// RoundTrip implements http.RoundTripper. A request body of known length
+// counts as that length; one of unknown length is counted as the transport
+// reads it (on a shallow copy of the request, which RoundTrip must not
+// modify).
+func (t *metricsTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	start := t.m.since()
+	size := r.ContentLength
+	var body *countingBody
+	if size < 0 && r.Body != nil && r.Body != http.NoBody {
+		body = &countingBody{ReadCloser: r.Body}
+		r2 := *r
+		r2.Body = body
+		r = &r2
+	}
+	resp, err := t.next.RoundTrip(r)
+	o := observation{seconds: float64(t.m.since()-start) / float64(time.Second)}
+	switch {
+	case body != nil:
+		o.reqSize = body.n.Load()
+	case size > 0:
+		o.reqSize = size
+	}
+
+	var k seriesKey
+	k.method = standardMethod(r.Method)
+	if r.URL != nil {
+		k.https = r.URL.Scheme == "https"
+		k.host, k.port = splitHostPort(r.URL.Host)
+	}
+	k.port = nonDefaultPort(k.https, k.port)
+	if err == nil {
+		k.code = resp.StatusCode
+		k.proto = protoVersion(resp.ProtoMajor, resp.ProtoMinor)
+	} else {
+		k.proto = protoVersion(r.ProtoMajor, r.ProtoMinor)
+		k.errType = errorType(err)
+	}
+	t.ps.get(k).add(t.m, o)
+	return resp, err
+}
+
+// countingBody counts the bytes read from a request body. The count is
+// atomic: net/http's transport may read the body on its own goroutine.
+type countingBody struct {
+	io.ReadCloser
+	n atomic.Int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(n))
+	return n, err
+}
+
+// standardMethod is the http.request.method value: the method if it is one
+// of the nine standard ones (in any case), otherwise "_OTHER".
+func standardMethod(m string) string {
+	for _, s := range standardMethods {
+		if m == s || strings.EqualFold(m, s) {
+			return s
+		}
+	}
+	return "_OTHER"
+}
+
+var standardMethods = [...]string{
+	http.MethodGet, http.MethodPost, http.MethodHead, http.MethodPut, http.MethodDelete,
+	http.MethodOptions, http.MethodPatch, http.MethodConnect, http.MethodTrace,
+}
+
+// splitHostPort splits "host[:port]" (or "[v6]:port"); the port is -1
+// when absent or invalid.
+func splitHostPort(hp string) (string, int) {
+	if strings.HasPrefix(hp, "[") {
+		end := strings.LastIndexByte(hp, ']')
+		if end < 0 {
+			return "", -1
+		}
+		if !strings.HasPrefix(hp[end+1:], ":") {
+			return hp[1:end], -1
+		}
+	} else if !strings.Contains(hp, ":") {
+		return hp, -1
+	}
+	host, p, err := net.SplitHostPort(hp)
+	if err != nil {
+		return "", -1
+	}
+	n, err := strconv.ParseUint(p, 10, 16)
+	if err != nil {
+		return host, -1
+	}
+	return host, int(n)
+}
+
+// nonDefaultPort is port unless it is absent or the scheme's default (80,
+// 443), which the semantic conventions leave out: then -1.
+func nonDefaultPort(https bool, port int) int {
+	if port <= 0 || (https && port == 443) || (!https && port == 80) {
+		return -1
+	}
+	return port
+}
+
+// protoVersion is network.protocol.version: "1.1", "1.0", "2".
+func protoVersion(major, minor int) string {
+	switch {
+	case major == 1 && minor == 1:
+		return "1.1"
+	case major == 1 && minor == 0:
+		return "1.0"
+	case major == 2 && minor == 0:
+		return "2"
+	case major == 0:
+		return ""
+	}
+	return strconv.Itoa(major) + "." + strconv.Itoa(minor)
+}
+
+// errorType is the error.type of a transport error: the error's Go type as
+// "package/path.Name" (pointers dereferenced), as otelhttp reports it.
+func errorType(err error) string {
+	t := reflect.TypeOf(err)
+	if t == nil {
+		return "_OTHER"
+	}
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.PkgPath() == "" || t.Name() == "" {
+		if s := t.String(); s != "" {
+			return s
+		}
+		return "_OTHER"
+	}
+	return t.PkgPath() + "." + t.Name()
 }

@@ -479,7 +479,7 @@ func TestRequestMetricsManyRouteTags(t *testing.T) {
 			serve(h, map[string]string{"Knative-Serving-Tag": "t" + strconv.Itoa(i)})
 		}
 	}
-	if n := len(*m.request.m.Load()); n != maxSeriesPerLayer {
+	if n := len(*m.points[PointServer].m.Load()); n != maxSeriesPerLayer {
 		t.Errorf("%d cached series, want the cap %d", n, maxSeriesPerLayer)
 	}
 	_, fams := scrape(t, m)
@@ -661,7 +661,7 @@ func TestSeriesSendsFullBatches(t *testing.T) {
 	m := newTestMetrics(t, clk, testIdentity)
 	h := m.AppHandler(timedApp(clk))
 	count := func() int64 {
-		rows, err := m.meter.RetrieveData(viewAppRequestLatencies)
+		rows, err := m.meter.RetrieveData("app_request_latencies")
 		if err != nil {
 			t.Fatal(err)
 		}

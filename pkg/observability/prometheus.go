@@ -65,10 +65,15 @@ func sortFamilies(fs []*promFamily) {
 }
 
 // Handler serves the exposition at GET (and HEAD) /metrics; other methods
-// get 405, other paths 404.
+// get 405, other paths 404. MetricsConfig.WrapPromHandler, if set, wraps
+// the /metrics handler (Knative's promhttp counts its own scrapes).
 func (m *Metrics) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", m)
+	var h http.Handler = m
+	if m.wrapPromHandler != nil {
+		h = m.wrapPromHandler(h)
+	}
+	mux.Handle("GET /metrics", h)
 	return mux
 }
 
@@ -89,8 +94,16 @@ func (m *Metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	expositionBufs.Put(bp)
 }
 
-// appendExposition appends every family with data to b.
+// appendExposition appends every family with data to b, in the
+// generation's exposition style.
 func (m *Metrics) appendExposition(b []byte) []byte {
+	if m.gen.Exposition == ExpositionOTel {
+		b = appendOTelExposition(b, m.Collect())
+		if m.promExtra != nil {
+			b = m.promExtra(b)
+		}
+		return b
+	}
 	m.memStatsOnce.Do(m.recordMemStats)
 	m.flush()
 	if m.queueDepth != nil {

@@ -35,15 +35,27 @@ const (
 // request metrics. The newer generation uses the same rules with the
 // values in the RouteTagOTel* constants. Headers are never modified.
 func GetRouteTagNameFromRequest(r *http.Request) string {
+	return RouteTagName(r, RouteTagDisabled, RouteTagDefault, RouteTagUndefined)
+}
+
+// GetOTelRouteTagFromRequest is the newest generation's route tag of r:
+// the same rules with the values kn:disabled, kn:default, kn:undefined.
+func GetOTelRouteTagFromRequest(r *http.Request) string {
+	return RouteTagName(r, RouteTagOTelDisabled, RouteTagOTelDefault, RouteTagOTelUndefined)
+}
+
+// RouteTagName applies the route-tag rules of GetRouteTagNameFromRequest
+// with the given values for the three special cases.
+func RouteTagName(r *http.Request, disabled, def, undefined string) string {
 	name := headerFirst(r.Header, netheader.RouteTagKey)
 	isDefault := headerFirst(r.Header, netheader.DefaultRouteKey)
 	switch {
 	case name == "" && isDefault == "":
-		return RouteTagDisabled
+		return disabled
 	case name == "":
-		return RouteTagDefault
+		return def
 	case isDefault == "true":
-		return RouteTagUndefined
+		return undefined
 	default:
 		return name
 	}

@@ -1,0 +1,223 @@
+package observability
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"go.opencensus.io/stats"
+	"go.opencensus.io/tag"
+)
+
+// seriesKey is the attribute tuple of one series. Only the fields a point's
+// instruments use are filled; the others stay zero.
+type seriesKey struct {
+	code    int    // 0: absent (a transport error)
+	port    int    // <= 0: absent
+	route   string // route tag
+	method  string
+	host    string
+	proto   string // "1.1", "2", ...
+	errType string // "": absent
+	https   bool
+}
+
+// attrText is the key's value of attribute k and whether it is present.
+func (k *seriesKey) attrText(a AttrKey) (string, bool) {
+	switch a {
+	case AttrStatusCode:
+		return strconv.Itoa(k.code), k.code != 0
+	case AttrRouteTag:
+		return k.route, true
+	case AttrMethod:
+		return k.method, true
+	case AttrScheme:
+		if k.https {
+			return "https", true
+		}
+		return "http", true
+	case AttrServerAddress:
+		return k.host, true
+	case AttrServerPort:
+		return strconv.Itoa(k.port), k.port > 0
+	case AttrProtoName:
+		return "http", k.proto != ""
+	case AttrProtoVersion:
+		return k.proto, k.proto != ""
+	case AttrErrorType:
+		return k.errType, k.errType != ""
+	}
+	return "", false
+}
+
+// observation is what one request contributes at a point.
+type observation struct {
+	seconds           float64
+	reqSize, respSize int64
+}
+
+// pointSet is the instruments of one point and the cached series of their
+// shared attribute set. Lookups read an immutable map through an atomic
+// pointer (no lock); a new attribute set copies the map. At most
+// maxSeriesPerLayer series are cached: several attributes come from request
+// headers, so their number is not bounded by queue-proxy.
+type pointSet struct {
+	measures []*stats.Float64Measure // one per instrument, in order
+	insts    []*Instrument
+	attrs    []Attr
+	keys     []tag.Key // one per attribute
+	used     uint32    // bit AttrKey: the attribute is used
+
+	m  atomic.Pointer[map[seriesKey]*series]
+	mu sync.Mutex // serialises inserts
+}
+
+func newPointSet(insts []*Instrument) *pointSet {
+	ps := &pointSet{insts: insts, attrs: insts[0].Attrs}
+	for _, in := range insts {
+		ps.measures = append(ps.measures, stats.Float64("queue-proxy/"+in.Name, in.Description, in.Unit))
+	}
+	for _, a := range ps.attrs {
+		ps.keys = append(ps.keys, tag.MustNewKey(a.Name))
+		ps.used |= 1 << a.Key
+	}
+	empty := map[seriesKey]*series{}
+	ps.m.Store(&empty)
+	return ps
+}
+
+// uses reports whether the point's attributes include a.
+func (ps *pointSet) uses(a AttrKey) bool { return ps.used&(1<<a) != 0 }
+
+// measuresQuantity reports whether an instrument of the point records q.
+func (ps *pointSet) measuresQuantity(q Quantity) bool {
+	for _, in := range ps.insts {
+		if in.Quantity == q {
+			return true
+		}
+	}
+	return false
+}
+
+func (ps *pointSet) get(k seriesKey) *series {
+	if s := (*ps.m.Load())[k]; s != nil {
+		return s
+	}
+	return ps.insert(k)
+}
+
+func (ps *pointSet) insert(k seriesKey) *series {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	cur := *ps.m.Load()
+	if s := cur[k]; s != nil {
+		return s
+	}
+	s := &series{tags: ps.tagMap(&k), ps: ps}
+	if len(cur) >= maxSeriesPerLayer {
+		return s
+	}
+	s.cached = true
+	next := make(map[seriesKey]*series, len(cur)+1)
+	for key, v := range cur {
+		next[key] = v
+	}
+	next[k] = s
+	ps.m.Store(&next)
+	return s
+}
+
+// tagMap builds the tags of a series; absent attributes get no tag. Values
+// that OpenCensus would reject (non-printable ASCII, longer than 255 bytes)
+// are made acceptable first, so that building the map cannot fail.
+func (ps *pointSet) tagMap(k *seriesKey) *tag.Map {
+	mutators := make([]tag.Mutator, 0, len(ps.attrs))
+	for i, a := range ps.attrs {
+		if v, ok := k.attrText(a.Key); ok {
+			mutators = append(mutators, tag.Upsert(ps.keys[i], tagValue(v)))
+		}
+	}
+	ctx, err := tag.New(context.Background(), mutators...)
+	if err != nil { // unreachable: every value was made valid
+		ctx, _ = tag.New(context.Background())
+	}
+	return tag.FromContext(ctx)
+}
+
+func (ps *pointSet) flush(m *Metrics) {
+	for _, s := range *ps.m.Load() {
+		s.flush(m)
+	}
+}
+
+// values appends the instruments' values of one observation.
+func (ps *pointSet) values(dst []float64, o observation) []float64 {
+	for _, in := range ps.insts {
+		var v float64
+		switch in.Quantity {
+		case Duration:
+			v = o.seconds
+		case RequestBodySize:
+			v = float64(o.reqSize)
+		case ResponseBodySize:
+			v = float64(o.respSize)
+		}
+		dst = append(dst, v*in.scale())
+	}
+	return dst
+}
+
+// series is one attribute set of a point and its pending batch: the values
+// of every instrument of the point, one observation after another.
+type series struct {
+	tags   *tag.Map
+	ps     *pointSet
+	cached bool // false: over the cardinality cap, recorded one by one
+
+	mu   sync.Mutex
+	vals []float64 // reused; its values are copied into Measurements
+}
+
+// add records one observation: appended to the batch, which goes to the
+// meter when full. The send happens under mu, so a flush that follows sees
+// it.
+func (s *series) add(m *Metrics, o observation) {
+	if !s.cached {
+		m.record(s.tags, s.measurements(s.ps.values(nil, o)))
+		return
+	}
+	s.mu.Lock()
+	if s.vals == nil {
+		s.vals = make([]float64, 0, batchSize*len(s.ps.insts))
+	}
+	s.vals = s.ps.values(s.vals, o)
+	if len(s.vals) >= batchSize*len(s.ps.insts) {
+		s.sendLocked(m)
+	}
+	s.mu.Unlock()
+}
+
+func (s *series) flush(m *Metrics) {
+	s.mu.Lock()
+	if len(s.vals) > 0 {
+		s.sendLocked(m)
+	}
+	s.mu.Unlock()
+}
+
+func (s *series) sendLocked(m *Metrics) {
+	ms := s.measurements(s.vals)
+	s.vals = s.vals[:0]
+	m.record(s.tags, ms)
+}
+
+// measurements pairs each value with its instrument's measure.
+func (s *series) measurements(vals []float64) []stats.Measurement {
+	n := len(s.ps.measures)
+	ms := make([]stats.Measurement, len(vals))
+	for i, v := range vals {
+		ms[i] = s.ps.measures[i%n].M(v)
+	}
+	return ms
+}

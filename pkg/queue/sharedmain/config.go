@@ -61,6 +61,9 @@ type config struct {
 	ObservabilityConfig string `envconfig:"OBSERVABILITY_CONFIG" desc:"Newest generation: tracing, request metrics, request log and profiling as JSON (fields below). Malformed JSON = exit 1."`
 	ProfilingPort       string `envconfig:"PROFILING_PORT" default:"8008" desc:"pprof listener, when profiling is on."`
 
+	// Which generation's observability outputs to produce.
+	ObservabilityGeneration string `envconfig:"QP_OBSERVABILITY_GENERATION" default:"auto" desc:"Ours: whose observability outputs (metric names, units, labels, export protocols) queue-proxy produces: auto (the newest Knative's when OBSERVABILITY_CONFIG is set and not empty, else Knative 1.15's), 1.15 or newest. Anything else: startup error."`
+
 	// Our extensions. Knative hard-codes these; operators and tests asked
 	// for them to be configurable. Defaults are Knative's values.
 	DrainQuietPeriod   time.Duration `envconfig:"QP_DRAIN_QUIET_PERIOD" default:"30s" desc:"Ours (Knative: fixed 30s): after SIGTERM, the drain ends once no request arrived for this long."`
@@ -113,6 +116,11 @@ func (c *config) validate() error {
 		if d.value < 0 {
 			errs = append(errs, errors.New(d.name+": "+strconv.Itoa(d.value)+" is negative"))
 		}
+	}
+	switch c.ObservabilityGeneration {
+	case "", generationAuto, generation115, generationNewest:
+	default:
+		errs = append(errs, errors.New("QP_OBSERVABILITY_GENERATION: "+strconv.Quote(c.ObservabilityGeneration)+" is not auto, 1.15 or newest"))
 	}
 	if c.DrainQuietPeriod <= 0 {
 		errs = append(errs, errors.New("QP_DRAIN_QUIET_PERIOD: must be positive, got "+c.DrainQuietPeriod.String()))

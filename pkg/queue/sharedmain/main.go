@@ -125,6 +125,7 @@ func run(ctx context.Context, deps runtimeDeps, opts ...Option) error {
 		defer maxProcsTimer.Stop()
 	}
 
+	logger.Infof("Observability outputs of the %s generation (%s)", obs.gen.Name, obs.genReason)
 	tracing, err := setupTracing(cfg, obs, env, logger)
 	if err != nil {
 		logger.Errorw("Failed to set up tracing", zap.Error(err))
@@ -132,10 +133,20 @@ func run(ctx context.Context, deps runtimeDeps, opts ...Option) error {
 	}
 	defer tracing.flush()
 
+	breaker := newBreaker(cfg.ContainerConcurrency, logger)
+	metrics, err := setupMetrics(cfg, obs, env, logger, breaker)
+	if err != nil {
+		logger.Errorw("Failed to set up request metrics", zap.Error(err))
+		return err
+	}
+	defer metrics.flush()
+
 	transport := pkghttp.NewProxyTransport(cfg.ContainerConcurrency)
 	var upstream http.RoundTripper = transport
-	if tracing.wrapTransport != nil {
-		upstream = tracing.wrapTransport(transport)
+	for _, wrap := range []func(http.RoundTripper) http.RoundTripper{metrics.wrapTransport, tracing.wrapTransport} {
+		if wrap != nil {
+			upstream = wrap(upstream)
+		}
 	}
 	reverseProxy := pkghttp.NewHeaderPruningReverseProxy("127.0.0.1:"+cfg.UserPort, pkghttp.NoHostOverride, pkghttp.RevisionHeaders, false)
 	reverseProxy.ErrorHandler = pkghttp.ErrorHandler(logger)
@@ -151,14 +162,6 @@ func run(ctx context.Context, deps runtimeDeps, opts ...Option) error {
 	reporter := queue.NewProtobufStatsReporter(env.ServingPod, start, reportingPeriod)
 	stopReporting := reportEvery(deps.clock, reportingPeriod, stats, reporter)
 	defer stopReporting()
-
-	breaker := newBreaker(cfg.ContainerConcurrency, logger)
-	metrics, err := setupMetrics(cfg, obs, env, logger, breaker)
-	if err != nil {
-		logger.Errorw("Failed to set up request metrics", zap.Error(err))
-		return err
-	}
-	defer metrics.flush()
 
 	prober, err := newProber(cfg, logger)
 	if err != nil {

@@ -1,6 +1,7 @@
 package sharedmain
 
 import (
+	pkgobs "github.com/queue-proxy/queue-proxy/pkg/observability"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -22,7 +23,7 @@ func benchMetricsHooks(b *testing.B, cc int) metricsHooks {
 	b.Helper()
 	b.Setenv("METRICS_PROMETHEUS_HOST", "")
 	b.Setenv("METRICS_PROMETHEUS_PORT", "")
-	obs := observability{config: DefaultObservabilityConfig()}
+	obs := observability{config: DefaultObservabilityConfig(), gen: pkgobs.Generation115}
 	obs.config.RequestMetrics.Endpoint = "127.0.0.1:0"
 	logger := zap.NewNop().Sugar()
 	hooks, err := newMetricsHooks(&config{ServingRequestMetricsBackend: "prometheus"}, obs,

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	pkghttp "github.com/queue-proxy/queue-proxy/pkg/http"
+	pkgobs "github.com/queue-proxy/queue-proxy/pkg/observability"
 )
 
 // ObservabilityConfig is the newest generation's OBSERVABILITY_CONFIG JSON
@@ -81,18 +82,49 @@ func ParseObservabilityConfig(s string) (ObservabilityConfig, error) {
 // observability is the effective observability setup, merged from both
 // generations' variables. For each feature the 1.15 variable and the
 // OBSERVABILITY_CONFIG field are OR-ed: either one turns the feature on.
+// The generation decides how the outputs look (names, units, labels,
+// export protocols); genReason says why it was chosen, for the startup log.
 type observability struct {
 	config    ObservabilityConfig
 	profiling bool
+	gen       *pkgobs.Generation
+	genReason string
 }
+
+// Values of QP_OBSERVABILITY_GENERATION.
+const (
+	generationAuto   = "auto"
+	generation115    = "1.15"
+	generationNewest = "newest"
+)
 
 func (c *config) observability() (observability, error) {
 	oc, err := ParseObservabilityConfig(c.ObservabilityConfig)
 	if err != nil {
 		return observability{}, err
 	}
+	gen, reason := selectGeneration(c.ObservabilityGeneration, c.ObservabilityConfig)
 	return observability{
 		config:    oc,
 		profiling: c.EnableProfiling || oc.Runtime.Profiling == ProfilingEnabled,
+		gen:       gen,
+		genReason: reason,
 	}, nil
+}
+
+// selectGeneration picks the generation whose outputs queue-proxy produces:
+// the one QP_OBSERVABILITY_GENERATION forces, else the newest when
+// OBSERVABILITY_CONFIG is set and not empty (every reconciler since Knative
+// 1.19 sets it), else 1.15. The value was validated by config.validate.
+func selectGeneration(forced, observabilityConfig string) (*pkgobs.Generation, string) {
+	switch forced {
+	case generation115:
+		return pkgobs.Generation115, "QP_OBSERVABILITY_GENERATION=" + forced
+	case generationNewest:
+		return pkgobs.GenerationNewest, "QP_OBSERVABILITY_GENERATION=" + forced
+	}
+	if observabilityConfig != "" {
+		return pkgobs.GenerationNewest, "OBSERVABILITY_CONFIG is set"
+	}
+	return pkgobs.Generation115, "OBSERVABILITY_CONFIG is not set"
 }

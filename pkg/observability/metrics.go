@@ -236,7 +236,7 @@ func NewMetrics(cfg MetricsConfig) (*Metrics, error) {
 			Description: in.Description,
 			Measure:     ps.measures[slices.Index(ps.insts, in)],
 			Aggregation: view.Distribution(gen.aggregationBounds(in.Buckets)...),
-			TagKeys:     ps.keys,
+			TagKeys:     []tag.Key{seriesTagKey},
 		}
 		m.views = append(m.views, v)
 		views = append(views, v)
@@ -281,7 +281,7 @@ func (m *Metrics) openCensusFamilies(cfg MetricsConfig) []*view.View {
 	derived := []derivedLabel{codeClassLabel}
 	for i, in := range m.gen.Instruments {
 		for _, f := range in.Families {
-			m.families = append(m.families, &promFamily{Name: f.Name, Help: f.Help, Type: f.Type, View: m.views[i], Const: identity, Derived: derived})
+			m.families = append(m.families, &promFamily{Name: f.Name, Help: f.Help, Type: f.Type, View: m.views[i], Series: m.points[in.Point], Const: identity, Derived: derived})
 		}
 	}
 	var extra []*view.View

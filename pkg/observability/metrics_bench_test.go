@@ -20,8 +20,9 @@ func BenchmarkMetricsLayers(b *testing.B) {
 		r.Header.Set("Knative-Serving-Default-Route", "true")
 		return r
 	}
-	newMetrics := func(b *testing.B) *Metrics {
+	newMetrics := func(b *testing.B, gen *Generation) *Metrics {
 		cfg := testIdentity
+		cfg.Generation = gen
 		cfg.RouteTag = routeTagHeaders
 		m, err := NewMetrics(cfg)
 		if err != nil {
@@ -43,38 +44,55 @@ func BenchmarkMetricsLayers(b *testing.B) {
 			ok.ServeHTTP(w, r)
 		}
 	})
-	b.Run("on", func(b *testing.B) {
-		m := newMetrics(b)
-		h := m.RequestHandler(m.AppHandler(ok))
-		r := newReq()
-		b.ReportAllocs()
-		for b.Loop() {
-			h.ServeHTTP(w, r)
-		}
-		sync(m)
-	})
-	b.Run("on/parallel", func(b *testing.B) {
-		m := newMetrics(b)
-		h := m.RequestHandler(m.AppHandler(ok))
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			r := newReq()
-			for pb.Next() {
-				h.ServeHTTP(w, r)
-			}
+	for _, gen := range []*Generation{Generation115, GenerationNewest} {
+		b.Run(gen.Name, func(b *testing.B) {
+			b.Run("on", func(b *testing.B) {
+				m := newMetrics(b, gen)
+				h := m.RequestHandler(m.AppHandler(ok))
+				r := newReq()
+				b.ReportAllocs()
+				for b.Loop() {
+					h.ServeHTTP(w, r)
+				}
+				sync(m)
+			})
+			b.Run("on/parallel", func(b *testing.B) {
+				m := newMetrics(b, gen)
+				h := m.RequestHandler(m.AppHandler(ok))
+				b.ReportAllocs()
+				b.RunParallel(func(pb *testing.PB) {
+					r := newReq()
+					for pb.Next() {
+						h.ServeHTTP(w, r)
+					}
+				})
+				sync(m)
+			})
+			b.Run("probe", func(b *testing.B) {
+				m := newMetrics(b, gen)
+				h := m.RequestHandler(m.AppHandler(ok))
+				r := newReq()
+				r.Header.Set("K-Network-Probe", "queue")
+				b.ReportAllocs()
+				for b.Loop() {
+					h.ServeHTTP(w, r)
+				}
+			})
+			b.Run("transport", func(b *testing.B) {
+				// The client layer around a round tripper that answers at once.
+				m := newMetrics(b, gen)
+				rt := m.Transport(roundTripFunc(func(*http.Request) (*http.Response, error) {
+					return &http.Response{StatusCode: 200, ProtoMajor: 1, ProtoMinor: 1}, nil
+				}))
+				r := httptest.NewRequest(http.MethodGet, "http://127.0.0.1:8080/", nil)
+				b.ReportAllocs()
+				for b.Loop() {
+					rt.RoundTrip(r)
+				}
+				sync(m)
+			})
 		})
-		sync(m)
-	})
-	b.Run("probe", func(b *testing.B) {
-		m := newMetrics(b)
-		h := m.RequestHandler(m.AppHandler(ok))
-		r := newReq()
-		r.Header.Set("K-Network-Probe", "queue")
-		b.ReportAllocs()
-		for b.Loop() {
-			h.ServeHTTP(w, r)
-		}
-	})
+	}
 	b.Run("time.Now", func(b *testing.B) {
 		// For scale: each layer reads the clock twice.
 		var t time.Time
@@ -91,3 +109,7 @@ type discard struct{ h http.Header }
 func (w discard) Header() http.Header         { return w.h }
 func (w discard) Write(p []byte) (int, error) { return len(p), nil }
 func (w discard) WriteHeader(int)             {}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"go.opencensus.io/stats/view"
-	"go.opencensus.io/tag"
 
 	"github.com/queue-proxy/queue-proxy/pkg/observability/metricdata"
 )
@@ -50,12 +49,14 @@ func (m *Metrics) Collect() *metricdata.ResourceMetrics {
 		}
 		md := metricdata.Metric{Name: in.Name, Description: in.Description, Unit: in.Unit, Kind: metricdata.Histogram}
 		integral := in.Quantity != Duration
+		ps := m.points[in.Point]
 		for _, r := range rows {
 			d, ok := r.Data.(*view.DistributionData)
-			if !ok || d.Count == 0 {
+			s := ps.seriesOf(r.Tags)
+			if !ok || d.Count == 0 || s == nil {
 				continue
 			}
-			md.Points = append(md.Points, histogramPoint(in, r.Tags, d, integral, start, now))
+			md.Points = append(md.Points, histogramPoint(in, &s.key, d, integral, start, now))
 		}
 		sortPoints(md.Points)
 		add(in.Scope, md)
@@ -73,10 +74,13 @@ func (m *Metrics) Collect() *metricdata.ResourceMetrics {
 	return rm
 }
 
-// histogramPoint converts one OpenCensus row. Attribute order follows the
-// instrument's Attrs (sorted by name in the generation data); integer
-// attributes are parsed back from their tag text.
-func histogramPoint(in *Instrument, tags []tag.Tag, d *view.DistributionData, integral bool, start, now int64) metricdata.Point {
+// overflowAttr marks the series that takes the attribute sets beyond the
+// cardinality cap, as the OpenTelemetry SDK marks it.
+const overflowAttr = "otel.metric.overflow"
+
+// histogramPoint converts one OpenCensus row of series k. Attributes are
+// sorted by key; integer attributes are parsed back from their text.
+func histogramPoint(in *Instrument, k *seriesKey, d *view.DistributionData, integral bool, start, now int64) metricdata.Point {
 	p := metricdata.Point{
 		Start:  start,
 		Time:   now,
@@ -86,6 +90,10 @@ func histogramPoint(in *Instrument, tags []tag.Tag, d *view.DistributionData, in
 		Counts: make([]uint64, len(in.Buckets)+1),
 		Min:    d.Min, Max: d.Max, HasMinMax: true,
 	}
+	if p.Max == math.SmallestNonzeroFloat64 && p.Min <= 0 {
+		// OpenCensus starts Max there, so values <= 0 never move it.
+		p.Max = p.Min
+	}
 	if integral { // the mean-based sum drifts off whole numbers
 		p.Sum = math.Round(p.Sum)
 	}
@@ -94,21 +102,21 @@ func histogramPoint(in *Instrument, tags []tag.Tag, d *view.DistributionData, in
 			p.Counts[i] = uint64(d.CountPerBucket[i])
 		}
 	}
+	if k.overflow {
+		p.Attrs = append(p.Attrs, metricdata.String(overflowAttr, "true"))
+	}
 	for _, a := range in.Attrs {
-		for _, t := range tags {
-			if t.Key.Name() != a.Name {
+		v, ok := k.attrText(a.Key)
+		if !ok {
+			continue
+		}
+		if a.Int {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				p.Attrs = append(p.Attrs, metricdata.Int(a.Name, n))
 				continue
 			}
-			if a.Int {
-				n, err := strconv.ParseInt(t.Value, 10, 64)
-				if err == nil {
-					p.Attrs = append(p.Attrs, metricdata.Int(a.Name, n))
-					break
-				}
-			}
-			p.Attrs = append(p.Attrs, metricdata.String(a.Name, t.Value))
-			break
 		}
+		p.Attrs = append(p.Attrs, metricdata.String(a.Name, v))
 	}
 	slices.SortFunc(p.Attrs, func(x, y metricdata.Attr) int { return strings.Compare(x.Key, y.Key) })
 	return p

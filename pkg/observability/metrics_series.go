@@ -21,10 +21,16 @@ type seriesKey struct {
 	proto   string // "1.1", "2", ...
 	errType string // "": absent
 	https   bool
+	// overflow marks the one series per point that takes every attribute
+	// set beyond maxSeriesPerLayer; it has no attributes of its own.
+	overflow bool
 }
 
 // attrText is the key's value of attribute k and whether it is present.
 func (k *seriesKey) attrText(a AttrKey) (string, bool) {
+	if k.overflow {
+		return "", false
+	}
 	switch a {
 	case AttrStatusCode:
 		return strconv.Itoa(k.code), k.code != 0
@@ -57,21 +63,32 @@ type observation struct {
 	reqSize, respSize int64
 }
 
-// pointSet is the instruments of one point and the cached series of their
-// shared attribute set. Lookups read an immutable map through an atomic
-// pointer (no lock); a new attribute set copies the map. At most
-// maxSeriesPerLayer series are cached: several attributes come from request
-// headers, so their number is not bounded by queue-proxy.
+// pointSet is the instruments of one point and the series of their shared
+// attribute set.
+//
+// OpenCensus encodes the values of every tag key of a view for every value
+// it aggregates. So the views have a single tag key, seriesTagKey, whose
+// value is a series number; the attributes of each number are kept here and
+// put back when the data is read (labels, metricdata). Lookups read an
+// immutable map through an atomic pointer (no lock); a new attribute set
+// copies the map. Several attributes come from request headers, so the
+// number of sets is capped at maxSeriesPerLayer: beyond it, values go to one
+// overflow series per point, as the OpenTelemetry SDK's cardinality limit
+// does (its attribute is otel.metric.overflow=true).
 type pointSet struct {
 	measures []*stats.Float64Measure // one per instrument, in order
 	insts    []*Instrument
 	attrs    []Attr
-	keys     []tag.Key // one per attribute
-	used     uint32    // bit AttrKey: the attribute is used
+	used     uint32 // bit AttrKey: the attribute is used
 
-	m  atomic.Pointer[map[seriesKey]*series]
-	mu sync.Mutex // serialises inserts
+	m        atomic.Pointer[map[seriesKey]*series]
+	byNumber atomic.Pointer[[]*series] // index: series number
+	overflow *series
+	mu       sync.Mutex // serialises inserts
 }
+
+// seriesTagKey is the one tag key of every request-metric view.
+var seriesTagKey = tag.MustNewKey("series")
 
 func newPointSet(insts []*Instrument) *pointSet {
 	ps := &pointSet{insts: insts, attrs: insts[0].Attrs}
@@ -79,11 +96,11 @@ func newPointSet(insts []*Instrument) *pointSet {
 		ps.measures = append(ps.measures, stats.Float64("queue-proxy/"+in.Name, in.Description, in.Unit))
 	}
 	for _, a := range ps.attrs {
-		ps.keys = append(ps.keys, tag.MustNewKey(a.Name))
 		ps.used |= 1 << a.Key
 	}
 	empty := map[seriesKey]*series{}
 	ps.m.Store(&empty)
+	ps.overflow = ps.newSeriesLocked(seriesKey{overflow: true})
 	return ps
 }
 
@@ -114,11 +131,10 @@ func (ps *pointSet) insert(k seriesKey) *series {
 	if s := cur[k]; s != nil {
 		return s
 	}
-	s := &series{tags: ps.tagMap(&k), ps: ps}
 	if len(cur) >= maxSeriesPerLayer {
-		return s
+		return ps.overflow
 	}
-	s.cached = true
+	s := ps.newSeriesLocked(k)
 	next := make(map[seriesKey]*series, len(cur)+1)
 	for key, v := range cur {
 		next[key] = v
@@ -128,25 +144,52 @@ func (ps *pointSet) insert(k seriesKey) *series {
 	return s
 }
 
-// tagMap builds the tags of a series; absent attributes get no tag. Values
-// that OpenCensus would reject (non-printable ASCII, longer than 255 bytes)
-// are made acceptable first, so that building the map cannot fail.
-func (ps *pointSet) tagMap(k *seriesKey) *tag.Map {
-	mutators := make([]tag.Mutator, 0, len(ps.attrs))
-	for i, a := range ps.attrs {
-		if v, ok := k.attrText(a.Key); ok {
-			mutators = append(mutators, tag.Upsert(ps.keys[i], tagValue(v)))
+// newSeriesLocked numbers a new series; ps.mu is held (or ps is new).
+func (ps *pointSet) newSeriesLocked(k seriesKey) *series {
+	var all []*series
+	if p := ps.byNumber.Load(); p != nil {
+		all = *p
+	}
+	s := &series{key: k, ps: ps}
+	ctx, err := tag.New(context.Background(), tag.Upsert(seriesTagKey, strconv.Itoa(len(all))))
+	if err != nil { // unreachable: a number is a valid tag value
+		panic(err)
+	}
+	s.tags = tag.FromContext(ctx)
+	next := append(all[:len(all):len(all)], s)
+	ps.byNumber.Store(&next)
+	return s
+}
+
+// seriesOf is the series of a view row, by its series tag; nil if unknown.
+func (ps *pointSet) seriesOf(tags []tag.Tag) *series {
+	for _, t := range tags {
+		if t.Key != seriesTagKey {
+			continue
+		}
+		n, err := strconv.Atoi(t.Value)
+		all := *ps.byNumber.Load()
+		if err != nil || n < 0 || n >= len(all) {
+			return nil
+		}
+		return all[n]
+	}
+	return nil
+}
+
+// labelValue is the text of the attribute named name in s ("" if absent).
+func (s *series) labelValue(name string) string {
+	for _, a := range s.ps.attrs {
+		if a.Name == name {
+			v, _ := s.key.attrText(a.Key)
+			return v
 		}
 	}
-	ctx, err := tag.New(context.Background(), mutators...)
-	if err != nil { // unreachable: every value was made valid
-		ctx, _ = tag.New(context.Background())
-	}
-	return tag.FromContext(ctx)
+	return ""
 }
 
 func (ps *pointSet) flush(m *Metrics) {
-	for _, s := range *ps.m.Load() {
+	for _, s := range *ps.byNumber.Load() {
 		s.flush(m)
 	}
 }
@@ -171,9 +214,9 @@ func (ps *pointSet) values(dst []float64, o observation) []float64 {
 // series is one attribute set of a point and its pending batch: the values
 // of every instrument of the point, one observation after another.
 type series struct {
-	tags   *tag.Map
-	ps     *pointSet
-	cached bool // false: over the cardinality cap, recorded one by one
+	key  seriesKey
+	tags *tag.Map // the series number
+	ps   *pointSet
 
 	mu   sync.Mutex
 	vals []float64 // reused; its values are copied into Measurements
@@ -183,10 +226,6 @@ type series struct {
 // meter when full. The send happens under mu, so a flush that follows sees
 // it.
 func (s *series) add(m *Metrics, o observation) {
-	if !s.cached {
-		m.record(s.tags, s.measurements(s.ps.values(nil, o)))
-		return
-	}
 	s.mu.Lock()
 	if s.vals == nil {
 		s.vals = make([]float64, 0, batchSize*len(s.ps.insts))

@@ -464,33 +464,56 @@ func TestRequestMetricsBatches(t *testing.T) {
 	}
 }
 
-// TestRequestMetricsManyRouteTags: past the cache's cap, series are still
-// recorded (one by one).
+// TestRequestMetricsManyRouteTags: past the cap, attribute sets share one
+// overflow series (empty labels in 1.15, otel.metric.overflow=true in the
+// newest), so memory stays bounded and nothing goes uncounted.
 func TestRequestMetricsManyRouteTags(t *testing.T) {
-	verifyNoLeaks(t)
-	clk := clocktest.NewFakeClock(time.Unix(0, 0))
-	cfg := testIdentity
-	cfg.RouteTag = routeTagHeaders
-	m := newTestMetrics(t, clk, cfg)
-	h := m.RequestHandler(timedApp(clk))
-	const tags = maxSeriesPerLayer + 10
-	for round := 0; round < 2; round++ {
-		for i := 0; i < tags; i++ {
-			serve(h, map[string]string{"Knative-Serving-Tag": "t" + strconv.Itoa(i)})
-		}
-	}
-	if n := len(*m.points[PointServer].m.Load()); n != maxSeriesPerLayer {
-		t.Errorf("%d cached series, want the cap %d", n, maxSeriesPerLayer)
-	}
-	_, fams := scrape(t, m)
-	f := fams["revision_request_count"]
-	if len(f.Metric) != tags {
-		t.Fatalf("%d series, want %d", len(f.Metric), tags)
-	}
-	for _, mt := range f.Metric {
-		if mt.GetCounter().GetValue() != 2 {
-			t.Errorf("%s = %v, want 2", labelString(mt), mt.GetCounter().GetValue())
-		}
+	for _, gen := range []*Generation{Generation115, GenerationNewest} {
+		t.Run(gen.Name, func(t *testing.T) {
+			verifyNoLeaks(t)
+			clk := clocktest.NewFakeClock(time.Unix(0, 0))
+			cfg := testIdentity
+			cfg.Generation = gen
+			cfg.RouteTag = routeTagHeaders
+			m := newTestMetrics(t, clk, cfg)
+			h := m.RequestHandler(timedApp(clk))
+			const tags = maxSeriesPerLayer + 10
+			for round := 0; round < 2; round++ {
+				for i := 0; i < tags; i++ {
+					serve(h, map[string]string{"Knative-Serving-Tag": "t" + strconv.Itoa(i)})
+				}
+			}
+			if n := len(*m.points[PointServer].m.Load()); n != maxSeriesPerLayer {
+				t.Errorf("%d series, want the cap %d", n, maxSeriesPerLayer)
+			}
+			_, fams := scrape(t, m)
+			name, route, overflow := "revision_request_count", "route_tag", ""
+			if gen == GenerationNewest {
+				name, route, overflow = "http_server_request_duration_seconds", "kn_route_tag", "otel_metric_overflow"
+			}
+			f := fams[name]
+			if len(f.Metric) != maxSeriesPerLayer+1 {
+				t.Fatalf("%d series, want %d and the overflow series", len(f.Metric), maxSeriesPerLayer)
+			}
+			var overflowed int
+			for _, mt := range f.Metric {
+				l := labelsOf(mt)
+				v := mt.GetCounter().GetValue() + float64(mt.GetHistogram().GetSampleCount())
+				if l[route] == "" {
+					overflowed++
+					if v != 2*10 || (overflow != "" && l[overflow] != "true") {
+						t.Errorf("overflow series %v = %v, want 20", l, v)
+					}
+					continue
+				}
+				if v != 2 {
+					t.Errorf("%v = %v, want 2", l, v)
+				}
+			}
+			if overflowed != 1 {
+				t.Errorf("%d overflow series, want 1", overflowed)
+			}
+		})
 	}
 }
 

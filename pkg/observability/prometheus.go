@@ -56,6 +56,7 @@ type promFamily struct {
 	Name, Help string
 	Type       promType
 	View       *view.View
+	Series     *pointSet      // request metrics: rows carry a series number, whose attributes are the labels
 	Const      []promLabel    // the same on every sample
 	Derived    []derivedLabel // computed from a constant or tag label
 }
@@ -243,8 +244,14 @@ func familyLabels(f *promFamily) []string {
 	for _, l := range f.Const {
 		names = append(names, l.name)
 	}
-	for _, k := range f.View.TagKeys {
-		names = append(names, k.Name())
+	if f.Series != nil {
+		for _, a := range f.Series.attrs {
+			names = append(names, a.Name)
+		}
+	} else {
+		for _, k := range f.View.TagKeys {
+			names = append(names, k.Name())
+		}
 	}
 	for _, d := range f.Derived {
 		names = append(names, d.name)
@@ -261,6 +268,14 @@ func labelValues(labels []string, f *promFamily, r *view.Row) []string {
 			if l.name == name {
 				values[i] = l.value
 			}
+		}
+		if f.Series != nil {
+			if s := f.Series.seriesOf(r.Tags); s != nil {
+				if v := s.labelValue(name); v != "" {
+					values[i] = v
+				}
+			}
+			continue
 		}
 		for _, t := range r.Tags {
 			if t.Key.Name() == name {

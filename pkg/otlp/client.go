@@ -31,6 +31,7 @@ import (
 type Client struct {
 	cfg     Config
 	url     *url.URL // where requests go; for gRPC, the method's URL
+	urlStr  string
 	header  http.Header
 	do      func(*http.Request) (*http.Response, error)
 	idle    func() // closes idle connections
@@ -63,10 +64,11 @@ func NewClient(cfg Config) (*Client, error) {
 	rawURL := cfg.URL()
 	switch cfg.Protocol {
 	case GRPC:
-		rawURL += metricsExportMethod
+		method := metricsExportMethod
 		if cfg.Signal == Traces {
-			rawURL = cfg.URL() + tracesExportMethod
+			method = tracesExportMethod
 		}
+		rawURL += method
 		c.attempt = c.grpcAttempt
 	case HTTPProtobuf:
 		c.attempt = c.httpAttempt
@@ -77,7 +79,7 @@ func NewClient(cfg Config) (*Client, error) {
 	if err != nil || u.Host == "" {
 		return nil, errors.New("otlp: bad endpoint " + strconv.Quote(rawURL))
 	}
-	c.url = u
+	c.url, c.urlStr = u, u.String()
 	c.header = c.requestHeader()
 	t := newTransport(&cfg)
 	c.idle = t.CloseIdleConnections

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+
+	"go.uber.org/goleak"
 )
 
 // Helpers shared by the HTTP and gRPC client tests.
@@ -111,3 +113,9 @@ func TestGzipped(t *testing.T) {
 // discardLog silences a test server's error log (expected handshake
 // failures).
 func discardLog() *log.Logger { return log.New(io.Discard, "", 0) }
+
+// verifyNoLeaks checks, after every other cleanup of t has run, that no
+// goroutine is left.
+func verifyNoLeaks(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) })
+}

@@ -115,7 +115,7 @@ type Config struct {
 
 // URL is where exports go: the HTTP endpoint URL, or the gRPC server's base
 // URL.
-func (c *Config) URL() string {
+func (c Config) URL() string {
 	scheme := "https://"
 	if c.Insecure {
 		scheme = "http://"
@@ -443,6 +443,11 @@ func resolveSettings(cfg *Config, env envReader) error {
 		hs, err := ParseHeaders(v)
 		if err != nil {
 			return configError(name, "", err.Error())
+		}
+		for _, h := range hs {
+			if cfg.Protocol == HTTPProtobuf && !validHeaderValue(h.Value) {
+				return configError(name, "", "the binary value of "+h.Name+" cannot be sent over http/protobuf")
+			}
 		}
 		cfg.Headers = hs
 		return nil

@@ -149,11 +149,12 @@ func TestResolveConfigDefaults(t *testing.T) {
 
 func TestResolveConfigSettings(t *testing.T) {
 	tests := []struct {
-		name    string
-		sig     Signal
-		env     map[string]string
-		check   func(t *testing.T, c Config)
-		wantErr string
+		name     string
+		sig      Signal
+		protocol Protocol
+		env      map[string]string
+		check    func(t *testing.T, c Config)
+		wantErr  string
 	}{
 		{
 			name: "headers general",
@@ -178,6 +179,21 @@ func TestResolveConfigSettings(t *testing.T) {
 			name:    "headers bad, value not quoted",
 			env:     map[string]string{"OTEL_EXPORTER_OTLP_METRICS_HEADERS": "authorization=Bearer%zzsecret"},
 			wantErr: "OTEL_EXPORTER_OTLP_METRICS_HEADERS: entry 1 has an invalid percent-encoding in its value",
+		},
+		{
+			name: "binary header over grpc",
+			env:  map[string]string{"OTEL_EXPORTER_OTLP_HEADERS": "trace-bin=%00"},
+			check: func(t *testing.T, c Config) {
+				if want := []Header{{"trace-bin", "\x00"}}; !reflect.DeepEqual(c.Headers, want) {
+					t.Errorf("Headers = %q, want %q", c.Headers, want)
+				}
+			},
+		},
+		{
+			name:     "binary header over http",
+			protocol: HTTPProtobuf,
+			env:      map[string]string{"OTEL_EXPORTER_OTLP_HEADERS": "trace-bin=%00"},
+			wantErr:  "OTEL_EXPORTER_OTLP_HEADERS: the binary value of trace-bin cannot be sent over http/protobuf",
 		},
 		{
 			name: "timeout",
@@ -227,7 +243,11 @@ func TestResolveConfigSettings(t *testing.T) {
 			if sig == "" {
 				sig = Metrics
 			}
-			cfg, err := ResolveConfig(sig, "grpc", "", envFunc(tt.env))
+			p := tt.protocol
+			if p == "" {
+				p = GRPC
+			}
+			cfg, err := ResolveConfig(sig, string(p), "", envFunc(tt.env))
 			if tt.wantErr != "" {
 				if err == nil || err.Error() != tt.wantErr {
 					t.Fatalf("ResolveConfig error = %v, want %q", err, tt.wantErr)

@@ -84,7 +84,7 @@ func grpcHeader(h http.Header, gzipped bool) {
 // grpcMetadataValue is how a header value goes on the wire as gRPC
 // metadata: binary (-bin) keys are base64-encoded, as grpc-go does.
 func grpcMetadataValue(name, value string) string {
-	if len(name) > 4 && strings.EqualFold(name[len(name)-4:], "-bin") {
+	if isBinaryKey(name) {
 		return base64.RawStdEncoding.EncodeToString([]byte(value))
 	}
 	return value
@@ -102,7 +102,7 @@ func (c *Client) grpcAttempt(ctx context.Context, payload []byte) error {
 	body := func() io.ReadCloser {
 		return io.NopCloser(io.MultiReader(bytes.NewReader(prefix), bytes.NewReader(payload)))
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url.String(), body())
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.urlStr, body())
 	if err != nil {
 		return err
 	}
@@ -314,9 +314,9 @@ func encodeTimeout(d time.Duration) string {
 	}
 	const maxValue = 99999999
 	for _, u := range units {
-		v := (d + u.d - 1) / u.d
-		if d > math.MaxInt64-u.d {
-			v = d/u.d + 1
+		v := d / u.d
+		if d%u.d != 0 {
+			v++
 		}
 		if v <= maxValue {
 			return strconv.FormatInt(int64(v), 10) + u.name

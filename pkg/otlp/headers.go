@@ -17,7 +17,8 @@ import (
 // whole value, naming the entry by position but never quoting it (header
 // values are often credentials). Blank entries (a trailing comma) are
 // skipped. A value that would be invalid on the wire (control characters
-// after decoding) is an error too.
+// after decoding) is an error too, except for binary keys (ending in
+// "-bin"), which gRPC sends base64-encoded.
 
 // Header is one header sent with every export request (gRPC metadata for
 // the gRPC transport).
@@ -45,7 +46,7 @@ func ParseHeaders(s string) ([]Header, error) {
 			return nil, headerError(i, "has an invalid percent-encoding in its value")
 		}
 		v = strings.TrimSpace(v)
-		if !validHeaderValue(v) {
+		if !isBinaryKey(k) && !validHeaderValue(v) {
 			return nil, headerError(i, "has a control character in its value")
 		}
 		hs = setHeader(hs, k, v)
@@ -82,6 +83,11 @@ func isToken(s string) bool {
 		}
 	}
 	return true
+}
+
+// isBinaryKey reports whether k names gRPC binary metadata.
+func isBinaryKey(k string) bool {
+	return len(k) > 4 && strings.EqualFold(k[len(k)-4:], "-bin")
 }
 
 // validHeaderValue reports whether net/http will send v as a field value:

@@ -26,7 +26,7 @@ import (
 const maxErrorText = 512
 
 func (c *Client) httpAttempt(ctx context.Context, payload []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url.String(), bytes.NewReader(payload))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.urlStr, bytes.NewReader(payload))
 	if err != nil {
 		return err
 	}

@@ -18,7 +18,6 @@ import (
 
 	colmetricpb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
-	"go.uber.org/goleak"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 )
 
@@ -61,7 +60,7 @@ func collectorHandler(t *testing.T, rec *recorder, replies []httpReply) http.Han
 }
 
 func TestHTTPExport(t *testing.T) {
-	defer goleak.VerifyNone(t)
+	verifyNoLeaks(t)
 	protobuf := map[string]string{"Content-Type": "application/x-protobuf"}
 	metricsPartial := mustMarshal(t, &colmetricpb.ExportMetricsServiceResponse{PartialSuccess: &colmetricpb.ExportMetricsPartialSuccess{RejectedDataPoints: 5, ErrorMessage: "stale"}})
 	tracesPartial := mustMarshal(t, &coltracepb.ExportTraceServiceResponse{PartialSuccess: &coltracepb.ExportTracePartialSuccess{RejectedSpans: 2}})
@@ -220,7 +219,7 @@ func checkHTTPRequest(t *testing.T, r received, sig Signal, body []byte, gzipped
 }
 
 func TestHTTPExportRedirect(t *testing.T) {
-	defer goleak.VerifyNone(t)
+	verifyNoLeaks(t)
 	rec := &recorder{}
 	target := newHTTPCollector(t, rec, httpReply{status: 200})
 	target.Start()
@@ -238,7 +237,7 @@ func TestHTTPExportRedirect(t *testing.T) {
 }
 
 func TestHTTPExportTLS(t *testing.T) {
-	defer goleak.VerifyNone(t)
+	verifyNoLeaks(t)
 	pki := newTestPKI(t)
 	rec := &recorder{}
 	srv := newHTTPCollector(t, rec, httpReply{status: 200})
@@ -267,7 +266,7 @@ func TestHTTPExportTLS(t *testing.T) {
 }
 
 func TestHTTPExportUntrustedServerNotRetried(t *testing.T) {
-	defer goleak.VerifyNone(t)
+	verifyNoLeaks(t)
 	pki, other := newTestPKI(t), newTestPKI(t)
 	rec := &recorder{}
 	srv := newHTTPCollector(t, rec, httpReply{status: 200})
@@ -288,7 +287,7 @@ func TestHTTPExportUntrustedServerNotRetried(t *testing.T) {
 }
 
 func TestHTTPExportConnectionRefusedRetried(t *testing.T) {
-	defer goleak.VerifyNone(t)
+	verifyNoLeaks(t)
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close()
@@ -306,7 +305,7 @@ func TestHTTPExportConnectionRefusedRetried(t *testing.T) {
 }
 
 func TestHTTPExportAttemptTimeout(t *testing.T) {
-	defer goleak.VerifyNone(t)
+	verifyNoLeaks(t)
 	rec := &recorder{}
 	release := make(chan struct{})
 	ok := collectorHandler(t, rec, []httpReply{{status: 200}})
@@ -336,7 +335,7 @@ func TestHTTPExportAttemptTimeout(t *testing.T) {
 }
 
 func TestHTTPExportContextStopsRetries(t *testing.T) {
-	defer goleak.VerifyNone(t)
+	verifyNoLeaks(t)
 	rec := &recorder{}
 	srv := newHTTPCollector(t, rec, httpReply{status: 503})
 	srv.Start()

@@ -54,3 +54,22 @@ func TestRouteTagConstants(t *testing.T) {
 		}
 	}
 }
+
+func TestGetOTelRouteTagFromRequest(t *testing.T) {
+	tests := []struct {
+		hdr  http.Header
+		want string
+	}{
+		{http.Header{}, "kn:disabled"},
+		{http.Header{"Knative-Serving-Default-Route": {"false"}}, "kn:default"},
+		{http.Header{"Knative-Serving-Tag": {"blue"}, "Knative-Serving-Default-Route": {"true"}}, "kn:undefined"},
+		{http.Header{"Knative-Serving-Tag": {"blue"}}, "blue"},
+	}
+	for _, tc := range tests {
+		r := httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
+		r.Header = tc.hdr
+		if got := GetOTelRouteTagFromRequest(r); got != tc.want {
+			t.Errorf("GetOTelRouteTagFromRequest(%v) = %q, want %q", tc.hdr, got, tc.want)
+		}
+	}
+}

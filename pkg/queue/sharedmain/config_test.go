@@ -1,6 +1,7 @@
 package sharedmain
 
 import (
+	pkgobs "github.com/queue-proxy/queue-proxy/pkg/observability"
 	"os"
 	"reflect"
 	"strings"
@@ -234,4 +235,40 @@ func FuzzParseObservabilityConfig(f *testing.F) {
 			t.Errorf("empty input must give the defaults")
 		}
 	})
+}
+
+func TestSelectGeneration(t *testing.T) {
+	tests := []struct {
+		forced, obsConfig string
+		want              *pkgobs.Generation
+		reason            string
+	}{
+		{"", "", pkgobs.Generation115, "OBSERVABILITY_CONFIG is not set"},
+		{"auto", "", pkgobs.Generation115, "OBSERVABILITY_CONFIG is not set"},
+		{"auto", `{"tracing":{"protocol":"none"}}`, pkgobs.GenerationNewest, "OBSERVABILITY_CONFIG is set"},
+		{"", "{}", pkgobs.GenerationNewest, "OBSERVABILITY_CONFIG is set"},
+		{"1.15", "{}", pkgobs.Generation115, "QP_OBSERVABILITY_GENERATION=1.15"},
+		{"newest", "", pkgobs.GenerationNewest, "QP_OBSERVABILITY_GENERATION=newest"},
+	}
+	for _, tc := range tests {
+		gen, reason := selectGeneration(tc.forced, tc.obsConfig)
+		if gen != tc.want || reason != tc.reason {
+			t.Errorf("selectGeneration(%q, %q) = %s, %q; want %s, %q", tc.forced, tc.obsConfig, gen.Name, reason, tc.want.Name, tc.reason)
+		}
+	}
+}
+
+func TestObservabilityGenerationValidation(t *testing.T) {
+	for _, v := range []string{"", "auto", "1.15", "newest"} {
+		c := config{ObservabilityGeneration: v, QueueServingPort: "1", QueueServingTLSPort: "1", UserPort: "1", ProfilingPort: "1", AdminPort: "1", MetricsPort: "1", DrainQuietPeriod: 1}
+		if err := c.validate(); err != nil {
+			t.Errorf("QP_OBSERVABILITY_GENERATION=%q: %v", v, err)
+		}
+	}
+	for _, v := range []string{"Newest", "1.19", "none"} {
+		c := config{ObservabilityGeneration: v, QueueServingPort: "1", QueueServingTLSPort: "1", UserPort: "1", ProfilingPort: "1", AdminPort: "1", MetricsPort: "1", DrainQuietPeriod: 1}
+		if err := c.validate(); err == nil || !strings.Contains(err.Error(), "QP_OBSERVABILITY_GENERATION: ") {
+			t.Errorf("QP_OBSERVABILITY_GENERATION=%q: %v, want an error naming the variable", v, err)
+		}
+	}
 }

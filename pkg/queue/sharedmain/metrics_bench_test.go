@@ -19,11 +19,11 @@ import (
 // benchMetricsHooks returns the hooks run() builds for
 // SERVING_REQUEST_METRICS_BACKEND=prometheus, listening on a free loopback
 // port, for the benchmark's CONTAINER_CONCURRENCY.
-func benchMetricsHooks(b *testing.B, cc int) metricsHooks {
+func benchMetricsHooks(b *testing.B, cc int, gen *pkgobs.Generation) metricsHooks {
 	b.Helper()
 	b.Setenv("METRICS_PROMETHEUS_HOST", "")
 	b.Setenv("METRICS_PROMETHEUS_PORT", "")
-	obs := observability{config: DefaultObservabilityConfig(), gen: pkgobs.Generation115}
+	obs := observability{config: DefaultObservabilityConfig(), gen: gen}
 	obs.config.RequestMetrics.Endpoint = "127.0.0.1:0"
 	logger := zap.NewNop().Sugar()
 	hooks, err := newMetricsHooks(&config{ServingRequestMetricsBackend: "prometheus"}, obs,
@@ -53,7 +53,8 @@ func benchChainWithMetrics(cc int, inner http.Handler, metrics metricsHooks) htt
 
 // BenchmarkChainMetrics measures what request metrics add to the whole
 // in-process chain: "off" is the chain as run() builds it without them,
-// "on" with SERVING_REQUEST_METRICS_BACKEND=prometheus, in the same run.
+// "1.15" and "newest" with each generation's request metrics on
+// (Prometheus), in the same run.
 // "layers" has an innermost handler that writes 2 bytes, serially and in
 // parallel (the parallel figure includes the OpenCensus worker, which
 // aggregates on its own goroutine); "proxy" adds the reverse proxy to a
@@ -69,17 +70,19 @@ func BenchmarkChainMetrics(b *testing.B) {
 		return r
 	}
 	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok")) })
-	chains := func(b *testing.B, cc int, inner http.Handler) map[string]http.Handler {
-		return map[string]http.Handler{
-			"off": benchChain(cc, inner),
-			"on":  benchChainWithMetrics(cc, inner, benchMetricsHooks(b, cc)),
+	gens := map[string]*pkgobs.Generation{"1.15": pkgobs.Generation115, "newest": pkgobs.GenerationNewest}
+	modes := []string{"off", "1.15", "newest"}
+	chain := func(b *testing.B, cc int, inner http.Handler, mode string) http.Handler {
+		if mode == "off" {
+			return benchChain(cc, inner)
 		}
+		return benchChainWithMetrics(cc, inner, benchMetricsHooks(b, cc, gens[mode]))
 	}
 	for _, cc := range []int{0, 10} {
-		for _, mode := range []string{"off", "on"} {
+		for _, mode := range modes {
 			name := "layers/cc=" + strconv.Itoa(cc) + "/metrics=" + mode
 			b.Run(name, func(b *testing.B) {
-				h := chains(b, cc, ok)[mode]
+				h := chain(b, cc, ok, mode)
 				r := [2]*http.Request{req(0), req(1)}
 				b.ReportAllocs()
 				i := 0
@@ -89,7 +92,7 @@ func BenchmarkChainMetrics(b *testing.B) {
 				}
 			})
 			b.Run(name+"/parallel", func(b *testing.B) {
-				h := chains(b, cc, ok)[mode]
+				h := chain(b, cc, ok, mode)
 				b.ReportAllocs()
 				b.RunParallel(func(pb *testing.PB) {
 					r := [2]*http.Request{req(0), req(1)}
@@ -106,17 +109,26 @@ func BenchmarkChainMetrics(b *testing.B) {
 	app := httptest.NewServer(ok)
 	defer app.Close()
 	target, _ := url.Parse(app.URL)
-	ours := pkghttp.NewHeaderPruningReverseProxy(target.Host, pkghttp.NoHostOverride, pkghttp.RevisionHeaders, false)
 	transport := pkghttp.NewProxyTransport(10)
-	ours.Transport = transport
 	defer func() {
 		if c, ok := transport.(interface{ CloseIdleConnections() }); ok {
 			c.CloseIdleConnections()
 		}
 	}()
-	for _, mode := range []string{"off", "on"} {
+	for _, mode := range modes {
 		b.Run("proxy/cc=10/metrics="+mode, func(b *testing.B) {
-			h := chains(b, 10, ours)[mode]
+			ours := pkghttp.NewHeaderPruningReverseProxy(target.Host, pkghttp.NoHostOverride, pkghttp.RevisionHeaders, false)
+			ours.Transport = transport
+			var h http.Handler
+			if mode == "off" {
+				h = benchChain(10, ours)
+			} else {
+				hooks := benchMetricsHooks(b, 10, gens[mode])
+				if hooks.wrapTransport != nil {
+					ours.Transport = hooks.wrapTransport(transport)
+				}
+				h = benchChainWithMetrics(10, ours, hooks)
+			}
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				r := [2]*http.Request{req(0), req(1)}

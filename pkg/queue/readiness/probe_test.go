@@ -28,6 +28,10 @@ const (
 	testInterval = time.Millisecond
 	testAttempt  = 2 * time.Second
 	longPoll     = 5 * time.Second // never reached unless the code is wrong
+	// failingPoll bounds the polling of a probe that keeps failing: long
+	// enough that a loaded machine completes attempts (a shorter one made
+	// the first attempt end in "context deadline exceeded" under load).
+	failingPoll = 250 * time.Millisecond
 )
 
 // scriptedApp answers the n-th request (from 1) with script(n).
@@ -441,7 +445,7 @@ func TestProberMultiContainer(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, logs := newTestProber(t, tt.probes, Options{}, 30*time.Millisecond)
+			p, logs := newTestProber(t, tt.probes, Options{}, failingPoll)
 			if got := p.ProbeContainer(); got != tt.want {
 				t.Errorf("ProbeContainer = %v, want %v", got, tt.want)
 			}
@@ -519,7 +523,7 @@ func TestProberMultiContainerConcurrent(t *testing.T) {
 
 func TestProberLogs(t *testing.T) {
 	app := newScriptedApp(t, always(500))
-	p, logs := newTestProber(t, []*Probe{httpProbe(app.port)}, Options{}, 10*time.Millisecond)
+	p, logs := newTestProber(t, []*Probe{httpProbe(app.port)}, Options{}, failingPoll)
 	type entry struct {
 		level zapcore.Level
 		msg   string

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/queue-proxy/queue-proxy/test/harness"
 	"golang.org/x/net/http2"
 )
 
@@ -113,16 +114,8 @@ func probeRequest(url, ua, kNetworkProbe string) *http.Request {
 // passes, then fails the test with cond's last explanation.
 func eventually(t *testing.T, timeout, interval time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v; last: %s", what, timeout, why)
-		}
-		time.Sleep(interval)
+	if err := harness.Poll(timeout, interval, cond); err != nil {
+		t.Fatalf("%s: %v", what, err)
 	}
 }
 

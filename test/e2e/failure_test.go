@@ -26,11 +26,11 @@ func TestUserContainerCrash(t *testing.T) {
 
 	// The answer to /crash itself may or may not make it out.
 	fetch(s.c, get(s.url("/crash"))) //nolint:errcheck // see above
-	if code := s.app.waitExit(t, 10*time.Second); code != 2 {
+	if code := s.app.WaitExit(t, 10*time.Second); code != 2 {
 		t.Fatalf("the user container exited with status %d, want 2", code)
 	}
 
-	want := fmt.Sprintf("dial tcp 127.0.0.1:%d: connect: connection refused\n", s.ports.user)
+	want := fmt.Sprintf("dial tcp 127.0.0.1:%d: connect: connection refused\n", s.ports.User)
 	for i := range 5 {
 		r := mustFetch(t, s.c, get(s.url("/headers")))
 		if r.code != http.StatusBadGateway || r.body != want {
@@ -51,8 +51,8 @@ func TestUserContainerCrash(t *testing.T) {
 			t.Errorf("%s probe while down: %d %q, want 503 and an empty body", ua, r.code, r.body)
 		}
 	}
-	if s.qp.exited() {
-		t.Fatalf("queue-proxy exited (status %d) with its user container", s.qp.code)
+	if s.qp.Exited() {
+		t.Fatalf("queue-proxy exited (status %d) with its user container", s.qp.Code())
 	}
 
 	s.restartApp()

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/queue-proxy/queue-proxy/test/harness"
 )
 
 // famKind is a Prometheus metric type; it decides which series a family
@@ -197,7 +199,7 @@ const (
 // an empty value, so the version is there only for scopes that have one
 // (otelhttp and runtime do, Knative's meter does not) and the schema URL
 // may be absent.
-func familiesNewest(p ports) []family {
+func familiesNewest(p harness.Ports) []family {
 	scoped := func(scope string, versioned bool, labels ...string) ([]string, []string, map[string]string) {
 		req := append([]string{"otel_scope_name"}, labels...)
 		opt := []string{"otel_scope_schema_url"}
@@ -226,9 +228,9 @@ func familiesNewest(p ports) []family {
 		"server_address": "127.0.0.1", "url_scheme": "http",
 	}
 	server := maps.Clone(httpCommon)
-	server["server_port"] = strconv.Itoa(p.main)
+	server["server_port"] = strconv.Itoa(p.Main)
 	client := maps.Clone(httpCommon)
-	client["server_port"] = strconv.Itoa(p.user)
+	client["server_port"] = strconv.Itoa(p.User)
 	var tags []string
 	for _, r := range promTraffic {
 		if !slices.Contains(tags, r.tagNew) {

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/queue-proxy/queue-proxy/test/harness"
 )
 
 // Generations, as the value of the generation label Prometheus adds to each
@@ -66,7 +68,7 @@ func TestPrometheusScrapesBothGenerations(t *testing.T) {
 	t.Parallel()
 
 	var userPort int
-	startApp(t, &userPort, nil)
+	harness.StartApp(t, bins.App, &userPort, nil)
 
 	qps := map[string]*stack{
 		gen115: startQPWith(t, userPort, func(env map[string]string) {
@@ -109,7 +111,7 @@ func TestPrometheusScrapesBothGenerations(t *testing.T) {
 		sendPromTraffic(t, qps[gen])
 	}
 
-	targets := map[string]int{gen115: qps[gen115].ports.prometheus, genNewest: qps[genNewest].ports.prometheus}
+	targets := map[string]int{gen115: qps[gen115].ports.Prometheus, genNewest: qps[genNewest].ports.Prometheus}
 	prom := startPrometheus(t, promBin, targets)
 	prom.waitScraped(t, slices.Collect(maps.Keys(targets)))
 
@@ -181,30 +183,6 @@ func lookPrometheus(t *testing.T) string {
 		t.Skip("prometheus server not installed (apt-get install prometheus); CI runs this test")
 	}
 	return p
-}
-
-// startQPWith starts a queue-proxy in front of the user container on
-// userPort, with knativeEnv changed by edit (which may delete variables,
-// which stackConfig cannot), and waits until it is ready.
-func startQPWith(t *testing.T, userPort int, edit func(map[string]string)) *stack {
-	t.Helper()
-	s := &stack{t: t, c: newH1Client(t)}
-	s.ports.user = userPort
-	for attempt := 1; ; attempt++ {
-		s.ports.pickQPPorts(t)
-		env := knativeEnv(s.ports)
-		edit(env)
-		s.qp = startProcess(t, "queue-proxy", qpBin, nil, envList(env))
-		err := s.waitReady()
-		if err == nil {
-			return s
-		}
-		if s.qp.exited() && addrInUse(s.qp) && attempt < 3 {
-			t.Logf("queue-proxy lost a port race, retrying: %v", err)
-			continue
-		}
-		t.Fatalf("queue-proxy did not become ready: %v", err)
-	}
 }
 
 // sendPromTraffic sends promTraffic and probes, which no request metric of
@@ -321,7 +299,7 @@ func checkNoOthers(t *testing.T, series map[string][]map[string]string, prefix, 
 
 // prometheusServer is a running prometheus and its HTTP API.
 type prometheusServer struct {
-	p    *process
+	p    *harness.Process
 	base string
 	c    *http.Client
 }
@@ -344,42 +322,23 @@ func startPrometheus(t *testing.T, bin string, targets map[string]int) *promethe
 	}
 	c := &http.Client{Transport: &http.Transport{DisableCompression: true}, Timeout: 10 * time.Second}
 	t.Cleanup(c.CloseIdleConnections)
-	for attempt := 1; ; attempt++ {
-		port := freePort(t)
-		ps := &prometheusServer{c: c, base: hostURL(port, "")}
-		ps.p = startProcess(t, "prometheus", bin, []string{
+	ps := &prometheusServer{c: c}
+	attempt := 0
+	ps.p = harness.StartRetrying(t, "prometheus", func() (*harness.Process, error) {
+		attempt++
+		port := harness.FreePort(t)
+		ps.base = hostURL(port, "")
+		p := harness.Start(t, "prometheus", bin, []string{
 			"--config.file=" + cfgFile,
 			"--storage.tsdb.path=" + filepath.Join(dir, fmt.Sprint("data", attempt)),
 			"--web.listen-address=127.0.0.1:" + strconv.Itoa(port),
-		}, envList(baseProcessEnv()))
-		err := ps.waitReady()
-		if err == nil {
-			return ps
-		}
-		if ps.p.exited() && addrInUse(ps.p) && attempt < 3 {
-			t.Logf("prometheus lost a port race, retrying: %v", err)
-			continue
-		}
-		t.Fatalf("prometheus did not become ready: %v", err)
-	}
-}
-
-// waitReady polls /-/ready until it answers 200.
-func (ps *prometheusServer) waitReady() error {
-	deadline := time.Now().Add(startupTimeout)
-	var last string
-	for time.Now().Before(deadline) {
-		if ps.p.exited() {
-			return fmt.Errorf("prometheus exited with status %d", ps.p.code)
-		}
-		r, err := fetch(ps.c, get(ps.base+"/-/ready"))
-		if err == nil && r.code == http.StatusOK {
-			return nil
-		}
-		last = fmt.Sprint(r.code, " ", r.body, " ", err)
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("/-/ready not 200 within %v (last: %s)", startupTimeout, last)
+		}, harness.ChildEnv(nil))
+		return p, p.Await(harness.StartupTimeout, 50*time.Millisecond, func() (bool, string) {
+			r, err := fetch(c, get(ps.base+"/-/ready"))
+			return err == nil && r.code == http.StatusOK, fmt.Sprint("/-/ready: ", r.code, " ", r.body, " ", err)
+		})
+	})
+	return ps
 }
 
 // promResponse is the envelope of every API answer.
@@ -442,8 +401,8 @@ type promVector struct {
 func (ps *prometheusServer) waitScraped(t *testing.T, gens []string) {
 	t.Helper()
 	eventually(t, 20*time.Second, 100*time.Millisecond, "prometheus scrapes both queue-proxies", func() (bool, string) {
-		if ps.p.exited() {
-			t.Fatalf("prometheus exited with status %d", ps.p.code)
+		if ps.p.Exited() {
+			t.Fatalf("prometheus exited with status %d", ps.p.Code())
 		}
 		v := apiGet[promVector](t, ps, "query", "query", `up{job="queue-proxy"}`)
 		seen := map[string]bool{}

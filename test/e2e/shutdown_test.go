@@ -94,7 +94,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 
 	// Let traffic settle and the long requests start, then terminate.
 	time.Sleep(500 * time.Millisecond)
-	s.qp.signal(t, syscall.SIGTERM)
+	s.qp.Signal(t, syscall.SIGTERM)
 	sigtermSent.Store(true)
 
 	// The drain shows on the probes, which is how load balancers notice.
@@ -108,7 +108,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 	wg.Wait()
 	close(longDone)
 
-	code := s.qp.waitExit(t, exitTimeout)
+	code := s.qp.WaitExit(t, exitTimeout)
 	if code != 0 {
 		t.Errorf("queue-proxy exit status %d, want 0", code)
 	}
@@ -124,7 +124,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 		t.Errorf("%d requests succeeded, %d after SIGTERM; want traffic before and after", ok.Load(), afterTerm.Load())
 	}
 	t.Logf("%d requests succeeded, %d of them after SIGTERM", ok.Load(), afterTerm.Load())
-	if !strings.Contains(s.qp.stderr.String(), "Shutdown complete") {
+	if !strings.Contains(s.qp.Stderr(), "Shutdown complete") {
 		t.Error("queue-proxy did not log \"Shutdown complete\"")
 	}
 }
@@ -139,20 +139,20 @@ func TestWebsocketSurvivesDrain(t *testing.T) {
 	// untilShutdown opens a websocket, sends SIGTERM and returns once the
 	// main listener has closed, having checked the echo on the way.
 	untilShutdown := func(t *testing.T, s *stack) *websocket.Conn {
-		ws := dialWebsocket(t, s.ports.main)
+		ws := dialWebsocket(t, s.ports.Main)
 		echo(t, ws, websocket.TextMessage, []byte("before SIGTERM"))
-		s.qp.signal(t, syscall.SIGTERM)
+		s.qp.Signal(t, syscall.SIGTERM)
 		eventually(t, 10*time.Second, 20*time.Millisecond, "probes answer 503 while draining", func() (bool, string) {
 			r, err := fetch(s.c, probeRequest(s.url("/"), kubeletUA, "queue"))
 			return err == nil && isShuttingDown(r), fmt.Sprint(r.code, " ", r.body, " ", err)
 		})
 		echo(t, ws, websocket.TextMessage, []byte("while draining"))
 		eventually(t, 20*time.Second, 20*time.Millisecond, "the main port closes (server shutdown)", func() (bool, string) {
-			return dialRefused(s.ports.main), "still accepting connections"
+			return dialRefused(s.ports.Main), "still accepting connections"
 		})
 		echo(t, ws, websocket.TextMessage, []byte("after server shutdown"))
-		if s.qp.exited() {
-			t.Fatalf("queue-proxy exited (status %d) with a websocket open", s.qp.code)
+		if s.qp.Exited() {
+			t.Fatalf("queue-proxy exited (status %d) with a websocket open", s.qp.Code())
 		}
 		return ws
 	}
@@ -167,10 +167,10 @@ func TestWebsocketSurvivesDrain(t *testing.T) {
 		ws.Close()
 		// Far less than the 60 s hijack timeout: it exits because the
 		// websocket closed.
-		if code := s.qp.waitExit(t, exitTimeout); code != 0 {
+		if code := s.qp.WaitExit(t, exitTimeout); code != 0 {
 			t.Errorf("exit status %d, want 0", code)
 		}
-		if strings.Contains(s.qp.stderr.String(), "Hijack connection drain failed") {
+		if strings.Contains(s.qp.Stderr(), "Hijack connection drain failed") {
 			t.Error("the hijack drain timed out, though the websocket was closed")
 		}
 	})
@@ -179,13 +179,13 @@ func TestWebsocketSurvivesDrain(t *testing.T) {
 		t.Parallel()
 		s := startStack(t, stackConfig{qpEnv: map[string]string{"QP_HIJACK_DRAIN_TIMEOUT": "2s"}})
 		ws := untilShutdown(t, s)
-		if code := s.qp.waitExit(t, exitTimeout); code != 0 {
+		if code := s.qp.WaitExit(t, exitTimeout); code != 0 {
 			t.Errorf("exit status %d, want 0", code)
 		}
 		if err := echoErr(ws, websocket.TextMessage, []byte("after exit")); err == nil {
 			t.Error("the websocket still echoes after queue-proxy exited")
 		}
-		if !strings.Contains(s.qp.stderr.String(), "Hijack connection drain failed") {
+		if !strings.Contains(s.qp.Stderr(), "Hijack connection drain failed") {
 			t.Error("queue-proxy did not log \"Hijack connection drain failed\"")
 		}
 	})
@@ -253,8 +253,8 @@ func TestPreStop(t *testing.T) {
 		if r := mustFetch(t, s.c, get(s.url("/status?code=200"))); r.code != http.StatusOK {
 			t.Errorf("request after the hook: %d %q", r.code, r.body)
 		}
-		if s.qp.exited() {
-			t.Errorf("queue-proxy exited (status %d) without SIGTERM", s.qp.code)
+		if s.qp.Exited() {
+			t.Errorf("queue-proxy exited (status %d) without SIGTERM", s.qp.Code())
 		}
 	})
 
@@ -266,7 +266,7 @@ func TestPreStop(t *testing.T) {
 		// about the same time.
 		hook := callHook(s)
 		time.Sleep(100 * time.Millisecond)
-		s.qp.signal(t, syscall.SIGTERM)
+		s.qp.Signal(t, syscall.SIGTERM)
 
 		// Past the 1 s reset point the hook must still be blocked, and
 		// requests are still served (each restarts the quiet period).
@@ -296,7 +296,7 @@ func TestPreStop(t *testing.T) {
 		if waited := res.at.Sub(lastRequest); waited < quiet {
 			t.Errorf("/wait-for-drain returned %v after the last request, less than the %v quiet period", waited, quiet)
 		}
-		if code := s.qp.waitExit(t, exitTimeout); code != 0 {
+		if code := s.qp.WaitExit(t, exitTimeout); code != 0 {
 			t.Errorf("exit status %d, want 0", code)
 		}
 	})
@@ -308,13 +308,13 @@ func TestSecondSignal(t *testing.T) {
 	t.Parallel()
 	// Knative's 30 s quiet period: only the second signal can end it soon.
 	s := startStack(t, stackConfig{qpEnv: map[string]string{"QP_DRAIN_QUIET_PERIOD": "30s"}})
-	s.qp.signal(t, syscall.SIGTERM)
+	s.qp.Signal(t, syscall.SIGTERM)
 	eventually(t, 10*time.Second, 20*time.Millisecond, "probes answer 503 while draining", func() (bool, string) {
 		r := s.probe(activatorUA, "queue")
 		return isShuttingDown(r), fmt.Sprint(r.code, " ", r.body)
 	})
-	s.qp.signal(t, syscall.SIGTERM)
-	if code := s.qp.waitExit(t, 10*time.Second); code != 1 {
+	s.qp.Signal(t, syscall.SIGTERM)
+	if code := s.qp.WaitExit(t, 10*time.Second); code != 1 {
 		t.Errorf("exit status %d after the second SIGTERM, want 1", code)
 	}
 }

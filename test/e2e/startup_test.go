@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/queue-proxy/queue-proxy/test/harness"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -245,20 +246,20 @@ func TestBadEnvironment(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			var p ports
-			p.user = freePort(t)
-			p.pickQPPorts(t)
+			var p harness.Ports
+			p.User = harness.FreePort(t)
+			p.PickQueueProxy(t)
 			env := knativeEnv(p)
 			if tc.value == unset {
 				delete(env, tc.variable)
 			} else {
 				env[tc.variable] = tc.value
 			}
-			qp := startProcess(t, "queue-proxy", qpBin, nil, envList(env))
-			if code := qp.waitExit(t, startupTimeout); code != 1 {
+			qp := harness.Start(t, "queue-proxy", bins.QueueProxy, nil, harness.ChildEnv(env))
+			if code := qp.WaitExit(t, harness.StartupTimeout); code != 1 {
 				t.Errorf("exit status %d, want 1", code)
 			}
-			if stderr := qp.stderr.String(); !strings.Contains(stderr, tc.variable) {
+			if stderr := qp.Stderr(); !strings.Contains(stderr, tc.variable) {
 				t.Errorf("stderr does not name %s:\n%s", tc.variable, stderr)
 			}
 		})
@@ -271,16 +272,16 @@ func TestBadEnvironment(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer ln.Close()
-		var p ports
-		p.user = freePort(t)
-		p.pickQPPorts(t)
+		var p harness.Ports
+		p.User = harness.FreePort(t)
+		p.PickQueueProxy(t)
 		env := knativeEnv(p)
 		env["QP_ADMIN_PORT"] = strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-		qp := startProcess(t, "queue-proxy", qpBin, nil, envList(env))
-		if code := qp.waitExit(t, startupTimeout); code != 1 {
+		qp := harness.Start(t, "queue-proxy", bins.QueueProxy, nil, harness.ChildEnv(env))
+		if code := qp.WaitExit(t, harness.StartupTimeout); code != 1 {
 			t.Errorf("exit status %d, want 1", code)
 		}
-		if stderr := qp.stderr.String(); !strings.Contains(stderr, "address already in use") {
+		if stderr := qp.Stderr(); !strings.Contains(stderr, "address already in use") {
 			t.Errorf("stderr does not report the busy port:\n%s", stderr)
 		}
 	})

@@ -96,7 +96,7 @@ func TestTraffic(t *testing.T) {
 		// As with x/net's h2c server (Knative's too), the upgraded request
 		// keeps its HTTP/1.1 semantics, so it goes upstream over HTTP/1.1;
 		// later streams on the connection are HTTP/2 all the way.
-		rs := h2cUpgradeGet(t, fmt.Sprintf("127.0.0.1:%d", s.ports.main), "/headers")
+		rs := h2cUpgradeGet(t, fmt.Sprintf("127.0.0.1:%d", s.ports.Main), "/headers")
 		for i, want := range []string{"HTTP/1.1", "HTTP/2.0"} {
 			if rs[i].status != "200" {
 				t.Fatalf("stream %d: :status %s, want 200; body %q", 2*i+1, rs[i].status, rs[i].body)
@@ -124,7 +124,7 @@ func TestTraffic(t *testing.T) {
 
 	t.Run("websocket echo", func(t *testing.T) {
 		t.Parallel()
-		ws := dialWebsocket(t, s.ports.main)
+		ws := dialWebsocket(t, s.ports.Main)
 		echo(t, ws, websocket.TextMessage, []byte("hello through queue-proxy"))
 		big := make([]byte, 1<<20)
 		rand.NewChaCha8([32]byte{1}).Read(big)

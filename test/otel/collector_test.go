@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/queue-proxy/queue-proxy/test/harness"
 	"go.opentelemetry.io/collector/client"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer"
@@ -108,8 +109,8 @@ func startCollector(t *testing.T, refuse func(pmetric.Metrics) bool) *collector 
 	factory := otlpreceiver.NewFactory()
 	for attempt := 1; ; attempt++ {
 		c := &collector{
-			grpcAddr: "127.0.0.1:" + strconv.Itoa(freePort(t)),
-			httpAddr: "127.0.0.1:" + strconv.Itoa(freePort(t)),
+			grpcAddr: "127.0.0.1:" + strconv.Itoa(harness.FreePort(t)),
+			httpAddr: "127.0.0.1:" + strconv.Itoa(harness.FreePort(t)),
 			rec:      rec,
 		}
 		cfg := factory.CreateDefaultConfig().(*otlpreceiver.Config)

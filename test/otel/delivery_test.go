@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/queue-proxy/queue-proxy/test/harness"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 )
 
@@ -255,7 +256,7 @@ func TestDeadCollectorDoesNotSlowRequests(t *testing.T) {
 					hang = startHangingListener(t)
 					addr = hang.ln.Addr().String()
 				} else {
-					addr = "127.0.0.1:" + strconv.Itoa(freePort(t)) // nothing listens there
+					addr = "127.0.0.1:" + strconv.Itoa(harness.FreePort(t)) // nothing listens there
 				}
 				endpoint := "http://" + addr
 				if proto == protoHTTP {
@@ -296,11 +297,9 @@ func TestDeadCollectorDoesNotSlowRequests(t *testing.T) {
 				}
 
 				t0 := time.Now()
-				if err := s.qp.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-					t.Fatal(err)
-				}
+				s.qp.Signal(t, syscall.SIGTERM)
 				// Drain (1 s quiet period) + flush (10 s timeout) + slack.
-				if code := s.qp.waitExit(t, 25*time.Second); code != 0 {
+				if code := s.qp.WaitExit(t, 25*time.Second); code != 0 {
 					t.Errorf("queue-proxy exited with status %d after SIGTERM, want 0", code)
 				}
 				t.Logf("exited %v after SIGTERM", time.Since(t0).Round(time.Millisecond))
@@ -322,10 +321,8 @@ func TestFinalExportOnSIGTERM(t *testing.T) {
 			if n := len(col.rec.all()); n != 0 {
 				t.Fatalf("%d exports before SIGTERM with a 10-minute interval; the test cannot tell the final one", n)
 			}
-			if err := s.qp.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-				t.Fatal(err)
-			}
-			if code := s.qp.waitExit(t, 30*time.Second); code != 0 {
+			s.qp.Signal(t, syscall.SIGTERM)
+			if code := s.qp.WaitExit(t, 30*time.Second); code != 0 {
 				t.Errorf("queue-proxy exited with status %d, want 0", code)
 			}
 			// No polling: the export must have been consumed before the
@@ -338,8 +335,8 @@ func TestFinalExportOnSIGTERM(t *testing.T) {
 			if ok, why := tl.countsMatch(flatten(last.md)); !ok {
 				t.Errorf("the final export lacks the requests sent before SIGTERM: %s", why)
 			}
-			if !last.at.Before(s.qp.exitedAt) {
-				t.Errorf("the final export arrived at %v, after the process exited at %v", last.at, s.qp.exitedAt)
+			if !last.at.Before(s.qp.ExitedAt()) {
+				t.Errorf("the final export arrived at %v, after the process exited at %v", last.at, s.qp.ExitedAt())
 			}
 		})
 	}

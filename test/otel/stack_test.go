@@ -2,14 +2,14 @@ package otel
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/queue-proxy/queue-proxy/pkg/queue/sharedmain"
+	"github.com/queue-proxy/queue-proxy/test/harness"
 )
 
 // The pod the tests pretend to be.
@@ -28,11 +28,6 @@ const (
 	protoGRPC = "grpc"
 	protoHTTP = "http/protobuf"
 )
-
-// ports of one pod: the user container's and queue-proxy's listeners.
-type ports struct {
-	user, main, tls, admin, metrics, prometheus, profiling int
-}
 
 // observabilityConfig is OBSERVABILITY_CONFIG as the v0.51.0 reconciler
 // writes it, with request metrics pushed over OTLP.
@@ -61,70 +56,31 @@ func observabilityConfigRuntime(protocol, endpoint string, interval, runtimeInte
 }
 
 // qpEnv is the environment Knative's v0.51.0 reconciler gives queue-proxy
-// (CONTRACT.md §1c, including the variables it ignores), plus POD_NAME and
-// OTEL_RESOURCE_ATTRIBUTES as a pod spec might carry them, and our port and
-// drain overrides so that tests run in parallel and shut down quickly.
-func qpEnv(p ports, obsConfig string) map[string]string {
-	return map[string]string{
-		"SERVING_NAMESPACE":                       namespace,
-		"SERVING_SERVICE":                         service,
-		"SERVING_CONFIGURATION":                   configuration,
-		"SERVING_REVISION":                        revision,
-		"QUEUE_SERVING_PORT":                      strconv.Itoa(p.main),
-		"QUEUE_SERVING_TLS_PORT":                  strconv.Itoa(p.tls),
-		"CONTAINER_CONCURRENCY":                   strconv.Itoa(containerConc),
-		"REVISION_TIMEOUT_SECONDS":                "300",
-		"REVISION_RESPONSE_START_TIMEOUT_SECONDS": "0",
-		"REVISION_IDLE_TIMEOUT_SECONDS":           "0",
-		"SERVING_POD":                             servingPod,
-		"SERVING_POD_IP":                          "127.0.0.1",
-		"SERVING_LOGGING_CONFIG":                  "",
-		"SERVING_LOGGING_LEVEL":                   "info",
-		"USER_PORT":                               strconv.Itoa(p.user),
-		"SYSTEM_NAMESPACE":                        "knative-serving",
-		"SERVING_READINESS_PROBE":                 fmt.Sprintf(`{"tcpSocket":{"port":%d,"host":"127.0.0.1"},"successThreshold":1}`, p.user),
-		"HOST_IP":                                 "127.0.0.1",
-		"ENABLE_HTTP2_AUTO_DETECTION":             "false",
-		"ENABLE_HTTP_FULL_DUPLEX":                 "false",
-		"ROOT_CA":                                 "",
-		"QUEUE_PROXY_TLS_MIN_VERSION":             "",
-		"QUEUE_PROXY_TLS_MAX_VERSION":             "",
-		"QUEUE_PROXY_TLS_CIPHER_SUITES":           "",
-		"QUEUE_PROXY_TLS_CURVE_PREFERENCES":       "",
-		"ENABLE_MULTI_CONTAINER_PROBES":           "false",
-		"OBSERVABILITY_CONFIG":                    obsConfig,
-
-		// From the pod spec (downward API) and the operator.
-		"POD_NAME":                 podName,
-		"OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=test,k8s.namespace.name=wrong",
-
-		// Our overrides of Knative's fixed ports and drain times.
-		"QP_ADMIN_PORT":           strconv.Itoa(p.admin),
-		"QP_METRICS_PORT":         strconv.Itoa(p.metrics),
-		"METRICS_PROMETHEUS_PORT": strconv.Itoa(p.prometheus),
-		"PROFILING_PORT":          strconv.Itoa(p.profiling),
-		"QP_DRAIN_QUIET_PERIOD":   "1s",
-		"QP_HIJACK_DRAIN_TIMEOUT": "5s",
-	}
-}
-
-// TestEnvHasTheReconcilers: the environment these tests give queue-proxy
-// carries every variable Knative's reconciler sets.
-func TestEnvHasTheReconcilers(t *testing.T) {
-	env := qpEnv(ports{}, "")
-	for _, name := range sharedmain.ReconcilerEnv() {
-		if _, ok := env[name]; !ok {
-			t.Errorf("qpEnv lacks %s, which the reconciler sets", name)
-		}
-	}
+// for the tests' pod (harness.KnativeEnv), plus POD_NAME and
+// OTEL_RESOURCE_ATTRIBUTES as a pod spec might carry them.
+func qpEnv(p harness.Ports, obsConfig string) map[string]string {
+	env := harness.KnativeEnv(harness.Pod{
+		Namespace:            namespace,
+		Service:              service,
+		Configuration:        configuration,
+		Revision:             revision,
+		Name:                 servingPod,
+		ContainerConcurrency: containerConc,
+		ObservabilityConfig:  obsConfig,
+		Ports:                p,
+	})
+	// From the pod spec (downward API) and the operator.
+	env["POD_NAME"] = podName
+	env["OTEL_RESOURCE_ATTRIBUTES"] = "deployment.environment=test,k8s.namespace.name=wrong"
+	return env
 }
 
 // stack is one pod: the demo user container and queue-proxy in front of it.
 type stack struct {
 	t     *testing.T
-	ports ports
-	app   *proc
-	qp    *proc
+	ports harness.Ports
+	app   *harness.Process
+	qp    *harness.Process
 	c     *http.Client
 }
 
@@ -136,44 +92,24 @@ func startStack(t *testing.T, obsConfig string, extra map[string]string) *stack 
 	tr := &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 16}
 	t.Cleanup(tr.CloseIdleConnections)
 	s := &stack{t: t, c: &http.Client{Transport: tr, Timeout: 60 * time.Second}}
-	s.app, s.ports.user = startApp(t)
-	for attempt := 1; ; attempt++ {
-		p := &s.ports
-		p.main, p.tls, p.admin = freePort(t), freePort(t), freePort(t)
-		p.metrics, p.prometheus, p.profiling = freePort(t), freePort(t), freePort(t)
-		env := qpEnv(s.ports, obsConfig)
-		for k, v := range extra {
-			env[k] = v
-		}
-		s.qp = startProc(t, "queue-proxy", qpBin, nil, childEnv(env))
-		err := poll(startupTimeout, func() (bool, string) {
-			if s.qp.exited() {
-				return true, ""
-			}
-			req := s.request(http.MethodGet, "/", nil)
-			req.Header.Set("User-Agent", "Knative-Activator-Probe")
-			req.Header.Set("K-Network-Probe", "queue")
-			code, body, err := s.do(req)
-			if err == nil && code == http.StatusOK && body == "queue" {
-				return true, ""
-			}
-			return false, fmt.Sprint(code, " ", body, " ", err)
-		})
-		if err == nil && !s.qp.exited() {
-			return s
-		}
-		if lostPortRace(s.qp) && attempt < 3 {
-			t.Logf("queue-proxy lost a port race, retrying")
-			continue
-		}
-		t.Fatalf("queue-proxy did not become ready: %v (exited: %v, status %d)", err, s.qp.exited(), s.qp.code)
-	}
+	s.app = harness.StartApp(t, bins.App, &s.ports.User, nil)
+	s.qp = harness.StartQueueProxy(t, bins.QueueProxy, &s.ports, func(p harness.Ports) map[string]string {
+		env := qpEnv(p, obsConfig)
+		maps.Copy(env, extra)
+		return env
+	})
+	return s
+}
+
+// poll is harness.Poll every 20 ms.
+func poll(timeout time.Duration, cond func() (bool, string)) error {
+	return harness.Poll(timeout, 20*time.Millisecond, cond)
 }
 
 // request builds a request to queue-proxy's main port, with no User-Agent
 // unless the caller sets one.
 func (s *stack) request(method, path string, body io.Reader) *http.Request {
-	req, err := http.NewRequest(method, "http://127.0.0.1:"+strconv.Itoa(s.ports.main)+path, body)
+	req, err := http.NewRequest(method, "http://127.0.0.1:"+strconv.Itoa(s.ports.Main)+path, body)
 	if err != nil {
 		panic(err)
 	}
@@ -205,4 +141,4 @@ func (s *stack) mustDo(req *http.Request) (int, string) {
 
 // hostPort is "127.0.0.1:<main port>", the Host of requests that do not set
 // another.
-func (s *stack) hostPort() string { return "127.0.0.1:" + strconv.Itoa(s.ports.main) }
+func (s *stack) hostPort() string { return "127.0.0.1:" + strconv.Itoa(s.ports.Main) }

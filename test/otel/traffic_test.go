@@ -142,7 +142,7 @@ func (s *stack) send(tl *tally, calls []call) {
 				"network.protocol.name":     "http",
 				"network.protocol.version":  "1.1",
 				"server.address":            "127.0.0.1",
-				"server.port":               s.ports.user,
+				"server.port":               s.ports.User,
 				"url.scheme":                "http",
 			}))
 			cs.sizes = append(cs.sizes, float64(len(c.body)))

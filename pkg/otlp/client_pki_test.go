@@ -1,25 +1,18 @@
 package otlp
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
+
+	"github.com/queue-proxy/queue-proxy/pkg/queue/certificate/certtest"
 )
 
-// testPKI is a throw-away CA with a server certificate for 127.0.0.1 and
-// localhost and a client certificate, written to files as the
-// OTEL_EXPORTER_OTLP_*CERTIFICATE variables expect them.
-// (certtest issues server certificates only and keeps its CA's PEM.)
+// testPKI is a certtest CA with a server certificate (serial 2) for
+// 127.0.0.1 and localhost and a client certificate (serial 3), on disk as
+// the OTEL_EXPORTER_OTLP_*CERTIFICATE variables expect them.
 type testPKI struct {
 	caFile, clientCertFile, clientKeyFile string
 	roots                                 *x509.CertPool
@@ -28,60 +21,15 @@ type testPKI struct {
 
 func newTestPKI(t testing.TB) *testPKI {
 	t.Helper()
-	dir := t.TempDir()
-	caKey := newTestKey(t)
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "otlp test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
+	ca := certtest.NewCA(t)
+	client := certtest.NewDir(t, ca.IssueClient(t, 3))
+	return &testPKI{
+		caFile:         ca.WriteCertFile(t),
+		clientCertFile: client.CertFile(),
+		clientKeyFile:  client.KeyFile(),
+		roots:          ca.Pool,
+		server:         ca.Issue(t, 2).TLSCertificate(t),
 	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &testPKI{roots: x509.NewCertPool()}
-	p.roots.AddCert(ca)
-	p.caFile = writePEM(t, dir, "ca.crt", "CERTIFICATE", caDER)
-
-	issue := func(serial int64, usage x509.ExtKeyUsage) (certPEM, keyPEM []byte) {
-		key := newTestKey(t)
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial),
-			Subject:      pkix.Name{CommonName: "otlp test"},
-			NotBefore:    time.Now().Add(-time.Hour),
-			NotAfter:     time.Now().Add(24 * time.Hour),
-			KeyUsage:     x509.KeyUsageDigitalSignature,
-			ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-			DNSNames:     []string{"localhost"},
-			IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-			pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-	}
-	certPEM, keyPEM := issue(2, x509.ExtKeyUsageServerAuth)
-	if p.server, err = tls.X509KeyPair(certPEM, keyPEM); err != nil {
-		t.Fatal(err)
-	}
-	certPEM, keyPEM = issue(3, x509.ExtKeyUsageClientAuth)
-	p.clientCertFile = writeFile(t, dir, "client.crt", certPEM)
-	p.clientKeyFile = writeFile(t, dir, "client.key", keyPEM)
-	return p
 }
 
 // serverTLS is a server configuration presenting the server certificate;
@@ -95,18 +43,7 @@ func (p *testPKI) serverTLS(mTLS bool) *tls.Config {
 	return c
 }
 
-func newTestKey(t testing.TB) *ecdsa.PrivateKey {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key
-}
-
-func writePEM(t testing.TB, dir, name, typ string, der []byte) string {
-	return writeFile(t, dir, name, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))
-}
-
+// writeFile writes b to name in dir and returns the path.
 func writeFile(t testing.TB, dir, name string, b []byte) string {
 	t.Helper()
 	path := filepath.Join(dir, name)

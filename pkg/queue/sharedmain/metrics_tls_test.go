@@ -1,18 +1,12 @@
 package sharedmain
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -69,62 +63,6 @@ func userMetricsTLSNoLeaks(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 }
 
-// clientPKI is a CA that issues client certificates (certtest issues server
-// certificates, which a server verifying clients refuses).
-type clientPKI struct {
-	cert  *x509.Certificate
-	key   *ecdsa.PrivateKey
-	pemCA []byte
-}
-
-func newClientPKI(t *testing.T, name string) *clientPKI {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &clientPKI{cert: cert, key: key, pemCA: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue returns a client certificate signed by the CA.
-func (p *clientPKI) issue(t *testing.T) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "prometheus"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.cert, &key.PublicKey, p.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
 // writeTestFile writes b to name in dir and returns the path.
 func writeTestFile(t *testing.T, dir, name string, b []byte) string {
 	t.Helper()
@@ -166,7 +104,7 @@ func TestUserMetricsTLSConfig(t *testing.T) {
 	tmp := t.TempDir()
 	garbage := writeTestFile(t, tmp, "garbage.pem", []byte("not PEM\n"))
 	missing := filepath.Join(tmp, "missing.pem")
-	caFile := writeTestFile(t, tmp, "client-ca.pem", newClientPKI(t, "client CA").pemCA)
+	caFile := certtest.NewCA(t).WriteCertFile(t)
 
 	const (
 		cert     = "METRICS_PROMETHEUS_TLS_CERT"
@@ -371,10 +309,10 @@ func TestUserMetricsTLSHandshake(t *testing.T) {
 	userMetricsTLSNoLeaks(t)
 	ca := certtest.NewCA(t)
 	dir := certtest.NewDir(t, ca.Issue(t, 7))
-	trusted := newClientPKI(t, "trusted client CA")
-	untrusted := newClientPKI(t, "untrusted client CA")
-	caFile := writeTestFile(t, t.TempDir(), "client-ca.pem", trusted.pemCA)
-	trustedCert, untrustedCert := trusted.issue(t), untrusted.issue(t)
+	trusted, untrusted := certtest.NewCA(t), certtest.NewCA(t)
+	caFile := trusted.WriteCertFile(t)
+	trustedCert := trusted.IssueClient(t, 2).TLSCertificate(t)
+	untrustedCert := untrusted.IssueClient(t, 2).TLSCertificate(t)
 
 	type client struct {
 		name   string

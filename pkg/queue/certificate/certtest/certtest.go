@@ -9,6 +9,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -33,6 +34,9 @@ type CA struct {
 	key  *ecdsa.PrivateKey
 	// Pool trusts only this CA.
 	Pool *x509.CertPool
+	// CertPEM is the CA's certificate, for a file a peer reads its roots
+	// (or its client CAs) from.
+	CertPEM []byte
 }
 
 // NewCA creates a CA valid for a day around now.
@@ -58,7 +62,19 @@ func NewCA(t testing.TB) *CA {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
-	return &CA{cert: cert, key: key, Pool: pool}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	return &CA{cert: cert, key: key, Pool: pool, CertPEM: certPEM}
+}
+
+// WriteCertFile writes CertPEM to a new file in t.TempDir() and returns
+// its path.
+func (ca *CA) WriteCertFile(t testing.TB) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "ca.crt")
+	if err := os.WriteFile(path, ca.CertPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // Pair is a PEM certificate and its PEM private key.
@@ -76,15 +92,7 @@ func (ca *CA) Issue(t testing.TB, serial int64, hosts ...string) Pair {
 	if len(hosts) == 0 {
 		hosts = []string{"127.0.0.1", "localhost"}
 	}
-	key := newKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
-		Subject:      pkix.Name{CommonName: "certtest " + strconv.FormatInt(serial, 10)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
+	tmpl := leaf(serial, "certtest ", x509.ExtKeyUsageServerAuth)
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
 			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
@@ -92,6 +100,34 @@ func (ca *CA) Issue(t testing.TB, serial int64, hosts ...string) Pair {
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
+	return ca.sign(t, tmpl)
+}
+
+// IssueClient returns a client certificate with the given serial, as a
+// server verifying its clients against Pool accepts (a server certificate
+// it refuses).
+func (ca *CA) IssueClient(t testing.TB, serial int64) Pair {
+	t.Helper()
+	return ca.sign(t, leaf(serial, "certtest client ", x509.ExtKeyUsageClientAuth))
+}
+
+// leaf is the template of a certificate for usage, valid for a day around
+// now, named prefix and the serial.
+func leaf(serial int64, prefix string, usage x509.ExtKeyUsage) *x509.Certificate {
+	return &x509.Certificate{
+		SerialNumber: big.NewInt(serial),
+		Subject:      pkix.Name{CommonName: prefix + strconv.FormatInt(serial, 10)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
+	}
+}
+
+// sign issues tmpl with a new key, signed by the CA.
+func (ca *CA) sign(t testing.TB, tmpl *x509.Certificate) Pair {
+	t.Helper()
+	key := newKey(t)
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
 		t.Fatal(err)
@@ -103,8 +139,18 @@ func (ca *CA) Issue(t testing.TB, serial int64, hosts ...string) Pair {
 	return Pair{
 		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
-		Serial:  serial,
+		Serial:  tmpl.SerialNumber.Int64(),
 	}
+}
+
+// TLSCertificate is the pair as a tls.Config presents it.
+func (p Pair) TLSCertificate(t testing.TB) tls.Certificate {
+	t.Helper()
+	c, err := tls.X509KeyPair(p.CertPEM, p.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func newKey(t testing.TB) *ecdsa.PrivateKey {

@@ -97,6 +97,22 @@ func appendHPACKString(b []byte, s string) []byte {
 // HTTP/1 reader had buffered, then the connection's bytes. Writes pass
 // through, except the server's first SETTINGS acknowledgement, which
 // answers the synthetic SETTINGS frame and is dropped.
+//
+// The client's bytes are held back from the server until that
+// acknowledgement has been written: net/http's HTTP/2 server acknowledges
+// SETTINGS frames with a flag (needToSendSettingsAck), not a count, so two
+// SETTINGS frames read while one of its writes is in flight (its first
+// flush, say) get a single acknowledgement. If the client's SETTINGS frame
+// could reach the server before the synthetic frame's acknowledgement was
+// written, that one acknowledgement would answer both, be dropped, and the
+// client's SETTINGS would never be acknowledged. Reading nothing of the
+// client's until the acknowledgement is out means the first one the server
+// writes can only answer the synthetic frame, and the client's SETTINGS
+// gets its own. The server writes that acknowledgement without waiting for
+// input (it is scheduled ahead of every stream's frames, and flushed when
+// the server has nothing else to write or its buffer fills), and if it
+// never does (a write fails, the settings are refused) it closes the
+// connection, which ends the wait.
 type upgradedConn struct {
 	net.Conn
 
@@ -109,6 +125,16 @@ type upgradedConn struct {
 	hdr     [frameHeaderLen]byte
 	nhdr    int    // bytes of hdr filled
 	payload uint32 // bytes of the current frame's payload still to pass
+
+	ackc      chan struct{} // closed once the acknowledgement has been dropped
+	closed    chan struct{} // closed by Close
+	closeOnce sync.Once
+}
+
+// newUpgradedConn returns conn serving prefix, then buffered's bytes, then
+// its own.
+func newUpgradedConn(conn net.Conn, prefix []byte, buffered *bufio.Reader) *upgradedConn {
+	return &upgradedConn{Conn: conn, prefix: prefix, buffered: buffered, ackc: make(chan struct{}), closed: make(chan struct{})}
 }
 
 func (c *upgradedConn) Read(p []byte) (int, error) {
@@ -119,6 +145,13 @@ func (c *upgradedConn) Read(p []byte) (int, error) {
 		c.rmu.Unlock()
 		return n, nil
 	}
+	c.rmu.Unlock()
+	select {
+	case <-c.ackc:
+	case <-c.closed:
+		return 0, net.ErrClosed
+	}
+	c.rmu.Lock()
 	if c.buffered != nil {
 		if k := c.buffered.Buffered(); k > 0 {
 			n, err := c.buffered.Read(p[:min(len(p), k)])
@@ -138,10 +171,20 @@ func (c *upgradedConn) Write(p []byte) (int, error) {
 		return c.Conn.Write(p)
 	}
 	out := c.dropFirstAck(p)
+	if c.acked {
+		close(c.ackc)
+	}
 	if _, err := c.Conn.Write(out); err != nil {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// Close closes the connection and ends a Read waiting for the
+// acknowledgement.
+func (c *upgradedConn) Close() error {
+	c.closeOnce.Do(func() { close(c.closed) })
+	return c.Conn.Close()
 }
 
 // dropFirstAck returns p without the first SETTINGS acknowledgement frame,

@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/base64"
+	"errors"
+	"io"
 	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzDecodeSettings: any HTTP2-Settings value either is refused or
@@ -61,7 +64,7 @@ func FuzzDropFirstAck(f *testing.F) {
 			want = append(want, frame...)
 		}
 		rc := &recordConn{}
-		c := &upgradedConn{Conn: rc}
+		c := newUpgradedConn(rc, nil, nil)
 		rest := all
 		for _, s := range splits {
 			k := min(int(s), len(rest))
@@ -79,19 +82,65 @@ func FuzzDropFirstAck(f *testing.F) {
 	})
 }
 
-// TestUpgradedConnRead: reads return the synthetic frames, then the bytes
-// the HTTP/1 reader had buffered, then the connection's.
+// TestUpgradedConnRead: reads return the synthetic frames, then, once the
+// server has written the acknowledgement that is dropped, the bytes the
+// HTTP/1 reader had buffered, then the connection's.
 func TestUpgradedConnRead(t *testing.T) {
 	client, server := net.Pipe()
 	defer client.Close()
 	defer server.Close()
 	br := bufio.NewReader(strings.NewReader("buffered"))
 	br.Peek(1) //nolint:errcheck // fills the buffer
-	c := &upgradedConn{Conn: server, prefix: []byte("prefix|"), buffered: br}
-	go client.Write([]byte("|wire")) //nolint:errcheck // read below
+	c := newUpgradedConn(server, []byte("prefix|"), br)
 
 	var got []byte
 	buf := make([]byte, 4)
+	for len(got) < len("prefix|") {
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, buf[:n]...)
+	}
+	if string(got) != "prefix|" {
+		t.Fatalf("read %q, want %q", got, "prefix|")
+	}
+
+	// The client's bytes wait for the acknowledgement; frames before it
+	// do not release them.
+	type result struct {
+		b   []byte
+		err error
+	}
+	next := make(chan result, 1)
+	go func() {
+		n, err := c.Read(buf)
+		next <- result{buf[:n], err}
+	}()
+	toClient := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(client)
+		toClient <- b
+	}()
+	settings := appendSettingsFrame(nil, []byte{0, 2, 0, 0, 0, 0})
+	ack := appendFrameHeader(nil, 0, frameSettings, flagAck, 0)
+	if _, err := c.Write(settings); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-next:
+		t.Fatalf("read %q, %v before the acknowledgement was written", r.b, r.err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if _, err := c.Write(append(ack[:len(ack):len(ack)], ack...)); err != nil {
+		t.Fatal(err)
+	}
+	r := <-next
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	got = append(got, r.b...)
+	go client.Write([]byte("|wire")) //nolint:errcheck // read below
 	for len(got) < len("prefix|buffered|wire") {
 		n, err := c.Read(buf)
 		if err != nil {
@@ -101,6 +150,32 @@ func TestUpgradedConnRead(t *testing.T) {
 	}
 	if string(got) != "prefix|buffered|wire" {
 		t.Errorf("read %q, want %q", got, "prefix|buffered|wire")
+	}
+	c.Close()
+	if b := <-toClient; !bytes.Equal(b, append(settings, ack...)) {
+		t.Errorf("client got %x, want %x (the first acknowledgement dropped)", b, append(settings, ack...))
+	}
+}
+
+// TestUpgradedConnCloseEndsWait: Close ends a read waiting for an
+// acknowledgement that will not come.
+func TestUpgradedConnCloseEndsWait(t *testing.T) {
+	client, server := net.Pipe()
+	defer client.Close()
+	c := newUpgradedConn(server, nil, nil)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Read(make([]byte, 1))
+		errc <- err
+	}()
+	c.Close()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("read after Close: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("read still waiting 10s after Close")
 	}
 }
 

@@ -18,7 +18,10 @@
 //     and a HEADERS frame that opens stream 1, as RFC 7540 §3.2 makes the
 //     upgrade request stream 1;
 //  3. the server's acknowledgement of that SETTINGS frame is removed from
-//     its output (the 101 acknowledges those settings, RFC 7540 §3.2.1);
+//     its output (the 101 acknowledges those settings, RFC 7540 §3.2.1),
+//     and the client's frames reach the server only after it, so that the
+//     server acknowledges the client's SETTINGS separately (see
+//     upgradedConn);
 //  4. stream 1 is served with the original HTTP/1.1 request, so, as with
 //     x/net (and so Knative), the upgraded request keeps HTTP/1.1
 //     semantics and goes upstream over HTTP/1.1; later streams are
@@ -148,7 +151,7 @@ func upgrade(conn net.Conn, brw *bufio.ReadWriter, r *http.Request, settings []b
 	token := hex.EncodeToString(t[:])
 	prefix := appendSettingsFrame(nil, settings)
 	prefix = appendUpgradeHeadersFrame(prefix, r.Method, r.Host, token)
-	return &upgradedConn{Conn: conn, prefix: prefix, buffered: brw.Reader}, token, nil
+	return newUpgradedConn(conn, prefix, brw.Reader), token, nil
 }
 
 // streamHandler serves one upgraded connection's requests: stream 1, which

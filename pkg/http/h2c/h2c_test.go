@@ -37,6 +37,17 @@ type testServer struct {
 
 func newTestServer(t *testing.T, h http.HandlerFunc) *testServer {
 	t.Helper()
+	ts := newUnstartedTestServer(h)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.serve(t, ln)
+	return ts
+}
+
+// newUnstartedTestServer is newTestServer without a listener.
+func newUnstartedTestServer(h http.HandlerFunc) *testServer {
 	ts := &testServer{}
 	if h == nil {
 		h = func(w http.ResponseWriter, r *http.Request) {
@@ -51,10 +62,12 @@ func newTestServer(t *testing.T, h http.HandlerFunc) *testServer {
 		h(w, r)
 	}), ReadHeaderTimeout: 10 * time.Second}
 	Configure(ts.srv)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	return ts
+}
+
+// serve serves ts.srv on ln until the test ends.
+func (ts *testServer) serve(t *testing.T, ln net.Listener) {
+	t.Helper()
 	ts.addr = ln.Addr().String()
 	done := make(chan struct{})
 	go func() {
@@ -65,7 +78,6 @@ func newTestServer(t *testing.T, h http.HandlerFunc) *testServer {
 		ts.srv.Close()
 		<-done
 	})
-	return ts
 }
 
 func (ts *testServer) requests() []seen {
@@ -164,6 +176,34 @@ func (c *h2Client) read(id uint32) stream {
 	return s
 }
 
+// ping sends a PING and reads up to its answer, counting SETTINGS
+// acknowledgements: the server answers frames in order, so every
+// acknowledgement of the client's SETTINGS has come by then.
+func (c *h2Client) ping() {
+	c.t.Helper()
+	if err := c.fr.WritePing(false, [8]byte{1}); err != nil {
+		c.t.Fatal(err)
+	}
+	for {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if f.IsAck() {
+				c.acks++
+			} else if err := c.fr.WriteSettingsAck(); err != nil {
+				c.t.Fatal(err)
+			}
+		case *http2.PingFrame:
+			if f.IsAck() {
+				return
+			}
+		}
+	}
+}
+
 // get opens stream id with GET path and extra header fields.
 func (c *h2Client) get(id uint32, authority, path string, extra ...string) {
 	c.t.Helper()
@@ -215,23 +255,7 @@ func TestUpgrade(t *testing.T) {
 	if s3.status != "200" || s3.body != "HTTP/2.0 GET /next" {
 		t.Errorf("stream 3 = %s %q, want 200 %q", s3.status, s3.body, "HTTP/2.0 GET /next")
 	}
-	// The acknowledgement of the client's SETTINGS may come after stream
-	// 3's answer; ping and read up to the PING's answer to be sure it came.
-	if err := c.fr.WritePing(false, [8]byte{1}); err != nil {
-		t.Fatal(err)
-	}
-	for {
-		f, err := c.fr.ReadFrame()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if sf, ok := f.(*http2.SettingsFrame); ok && sf.IsAck() {
-			c.acks++
-		}
-		if pf, ok := f.(*http2.PingFrame); ok && pf.IsAck() {
-			break
-		}
-	}
+	c.ping()
 	if c.acks != 1 {
 		t.Errorf("client got %d SETTINGS acknowledgements for its one SETTINGS frame, want 1", c.acks)
 	}
@@ -253,6 +277,105 @@ func TestUpgrade(t *testing.T) {
 		t.Errorf("a client-sent %s reached the handler: %v", markerHeader, reqs[1].header)
 	}
 }
+
+// TestUpgradeSettingsReadDuringWrite is the regression test for a client
+// whose SETTINGS frame went unacknowledged: net/http's HTTP/2 server
+// answers all the SETTINGS frames it reads while one of its writes is in
+// flight with a single acknowledgement, so when the client's SETTINGS
+// frame was read with the synthetic one during the server's first write,
+// that acknowledgement was dropped as the synthetic frame's. Here the
+// client's preface and SETTINGS come with the upgrade request, and the
+// server's first HTTP/2 write blocks until the server reads the
+// connection again (it has then processed every frame it had: the
+// synthetic ones and the client's SETTINGS), or 100ms pass if it does not.
+func TestUpgradeSettingsReadDuringWrite(t *testing.T) {
+	ts := newUnstartedTestServer(nil)
+	client, server := net.Pipe()
+	t.Cleanup(func() { client.Close() })
+	sc := &stallConn{Conn: server, readAgain: make(chan struct{})}
+	ln := &connListener{conns: make(chan net.Conn, 1), done: make(chan struct{})}
+	ln.conns <- sc
+	ts.serve(t, ln)
+
+	client.SetDeadline(time.Now().Add(10 * time.Second)) //nolint:errcheck // net.Pipe
+	var settings bytes.Buffer
+	if err := http2.NewFramer(&settings, nil).WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	go io.WriteString(client, upgradeHead("GET", "/s", "h", settingsHeader(http2.Setting{ID: http2.SettingEnablePush, Val: 0}))+"\r\n"+http2.ClientPreface+settings.String()) //nolint:errcheck // the reads below fail if it does
+	br := bufio.NewReader(client)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade answered %v, %v; want 101", resp, err)
+	}
+	fr := http2.NewFramer(client, br)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	c := &h2Client{t: t, conn: client, fr: fr}
+	if s := c.read(1); s.status != "200" || s.body != "HTTP/1.1 GET /s" {
+		t.Errorf("stream 1 = %s %q, want 200 %q", s.status, s.body, "HTTP/1.1 GET /s")
+	}
+	c.ping()
+	if c.acks != 1 {
+		t.Errorf("client got %d SETTINGS acknowledgements for its one SETTINGS frame, want 1", c.acks)
+	}
+}
+
+// stallConn is the server's end of a connection whose second write, the
+// HTTP/2 server's first after the 101, waits until the server reads again
+// after the 101 (readAgain), or 100ms.
+type stallConn struct {
+	net.Conn
+	mu        sync.Mutex
+	writes    int
+	readAgain chan struct{}
+	once      sync.Once
+}
+
+func (c *stallConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	if c.writes > 0 {
+		c.once.Do(func() { close(c.readAgain) })
+	}
+	c.mu.Unlock()
+	return c.Conn.Read(p)
+}
+
+func (c *stallConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	c.writes++
+	second := c.writes == 2
+	c.mu.Unlock()
+	if second {
+		select {
+		case <-c.readAgain:
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return c.Conn.Write(p)
+}
+
+// connListener accepts the connections sent on conns.
+type connListener struct {
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func (l *connListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *connListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *connListener) Addr() net.Addr { return &net.UnixAddr{Name: "pipe", Net: "pipe"} }
 
 // TestUpgradeHead: a HEAD upgrade is answered without a body.
 func TestUpgradeHead(t *testing.T) {

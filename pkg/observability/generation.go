@@ -95,21 +95,12 @@ type Attr struct {
 	Int  bool   // an integer in OTLP (status code, port)
 }
 
-// Kind is an instrument's type.
-type Kind uint8
-
-// Kinds.
-const (
-	KindHistogram Kind = iota
-	KindGauge
-)
-
-// Instrument describes one metric.
+// Instrument describes one metric: a histogram of its Quantity, except
+// Generation.QueueDepth, a gauge.
 type Instrument struct {
 	Name        string // OpenTelemetry name, or the 1.15 view name
 	Description string
 	Unit        string // UCUM: "s", "ms", "By", "{request}"
-	Kind        Kind
 	Point       Point
 	Quantity    Quantity
 	Scale       float64   // multiplies seconds (1000: milliseconds) or bytes; 0 means 1
@@ -212,7 +203,7 @@ var Generation115 = &Generation{
 		},
 	},
 	QueueDepth: Instrument{
-		Name: "queue_depth", Description: helpQueueDepth, Unit: "1", Kind: KindGauge,
+		Name: "queue_depth", Description: helpQueueDepth, Unit: "1",
 		Families: []Family{{Name: MetricsNamespace + "_queue_depth", Help: helpQueueDepth, Type: promGauge}},
 	},
 	RouteTag:   RouteTagValues{Disabled: "DISABLED", Default: "DEFAULT", Undefined: "UNDEFINED"},
@@ -251,7 +242,7 @@ var GenerationNewest = &Generation{
 	},
 	QueueDepth: Instrument{
 		Name: "kn.serving.queue.depth", Description: "Number of current requests in the queue", Unit: "{request}",
-		Kind: KindGauge, Scope: ScopeQueue,
+		Scope: ScopeQueue,
 	},
 	UpperInclusive: true,
 	RouteTag:       RouteTagValues{Disabled: "kn:disabled", Default: "kn:default", Undefined: "kn:undefined"},

@@ -96,8 +96,8 @@ const (
 	batchSize = 64
 	// maxSeriesPerLayer caps the cached attribute sets of a point.
 	maxSeriesPerLayer = 1024
-	// maxTagValueLen is OpenCensus' limit on a tag value.
-	maxTagValueLen = 255
+	// maxLabelLen bounds a label value taken from a request header.
+	maxLabelLen = 255
 )
 
 // MetricsConfig is what NewMetrics needs to know about the revision.
@@ -308,9 +308,6 @@ func (m *Metrics) openCensusFamilies(cfg MetricsConfig) []*view.View {
 	return extra
 }
 
-// Generation is the generation the metrics were built for.
-func (m *Metrics) Generation() *Generation { return m.gen }
-
 // refresh samples the memory statistics (1.15) and flushes the batches on
 // every tick until Stop.
 func (m *Metrics) refresh(t clock.Ticker) {
@@ -377,11 +374,13 @@ func monotonicSince(origin time.Time) func() time.Duration {
 	return func() time.Duration { return time.Since(origin) }
 }
 
-// tagValue makes s a valid OpenCensus tag value: printable ASCII, at most
-// 255 bytes. Other bytes become '_'.
+// tagValue makes a value taken from a request header (route tag, host) a
+// safe label value, as OpenCensus tag values had to be: printable ASCII, at
+// most 255 bytes. Other bytes become '_', so that no scrape or export fails
+// on invalid UTF-8.
 func tagValue(s string) string {
-	if len(s) > maxTagValueLen {
-		s = s[:maxTagValueLen]
+	if len(s) > maxLabelLen {
+		s = s[:maxLabelLen]
 	}
 	for i := 0; i < len(s); i++ {
 		if s[i] < 0x20 || s[i] > 0x7e {

@@ -440,3 +440,38 @@ func TestPromtoolCheckNewest(t *testing.T) {
 		t.Errorf("promtool check metrics: %v\n%s\non:\n%s", err, out.String(), body)
 	}
 }
+
+// TestHeaderLabelsAreSafe: the route tag and the host come from request
+// headers; bytes that are not printable ASCII become '_' in every
+// generation's labels, so a scrape never fails on invalid UTF-8.
+func TestHeaderLabelsAreSafe(t *testing.T) {
+	for _, gen := range []*Generation{Generation115, GenerationNewest} {
+		t.Run(gen.Name, func(t *testing.T) {
+			verifyNoLeaks(t)
+			clk := clocktest.NewFakeClock(time.Now())
+			cfg := testIdentity
+			cfg.Generation = gen
+			cfg.RouteTag = routeTagHeaders
+			m := newTestMetrics(t, clk, cfg)
+			r := httptest.NewRequest(http.MethodGet, "http://svc.example/", nil)
+			r.Host = "h\xffst"
+			r.Header.Set("Knative-Serving-Tag", "t\xfe\x01g")
+			m.RequestHandler(timedApp(clk)).ServeHTTP(httptest.NewRecorder(), r)
+			body, fams := scrape(t, m) // fails on a parse error
+			if strings.ContainsAny(body, "\xff\xfe\x01") {
+				t.Errorf("raw header bytes in the exposition:\n%s", body)
+			}
+			name, route := "revision_request_count", "route_tag"
+			if gen == GenerationNewest {
+				name, route = "http_server_request_duration_seconds", "kn_route_tag"
+			}
+			l := labelsOf(fams[name].GetMetric()[0])
+			if l[route] != "t__g" {
+				t.Errorf("%s = %q, want t__g", route, l[route])
+			}
+			if gen == GenerationNewest && l["server_address"] != "h_st" {
+				t.Errorf("server_address = %q, want h_st", l["server_address"])
+			}
+		})
+	}
+}

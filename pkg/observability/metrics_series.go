@@ -27,6 +27,7 @@ type seriesKey struct {
 }
 
 // attrText is the key's value of attribute k and whether it is present.
+// Values from request headers are made safe label values (tagValue).
 func (k *seriesKey) attrText(a AttrKey) (string, bool) {
 	if k.overflow {
 		return "", false
@@ -35,7 +36,7 @@ func (k *seriesKey) attrText(a AttrKey) (string, bool) {
 	case AttrStatusCode:
 		return strconv.Itoa(k.code), k.code != 0
 	case AttrRouteTag:
-		return k.route, true
+		return tagValue(k.route), true
 	case AttrMethod:
 		return k.method, true
 	case AttrScheme:
@@ -44,7 +45,7 @@ func (k *seriesKey) attrText(a AttrKey) (string, bool) {
 		}
 		return "http", true
 	case AttrServerAddress:
-		return k.host, true
+		return tagValue(k.host), true
 	case AttrServerPort:
 		return strconv.Itoa(k.port), k.port > 0
 	case AttrProtoName:

@@ -15,11 +15,7 @@ import (
 // families of Knative's default Prometheus registry (Go and process
 // collectors, promhttp's scrape counters).
 func addRuntimeMetrics(mc *pkgobs.MetricsConfig, obs observability, prometheus bool) {
-	interval := obs.config.Runtime.ExportInterval
-	if interval <= 0 {
-		interval = 15 * time.Second
-	}
-	mc.Runtime = goruntime.NewRuntime(interval, time.Now).Scope
+	mc.Runtime = goruntime.NewRuntime(obs.config.Runtime.ExportInterval, time.Now).Scope // <= 0: 15 s
 	if prometheus {
 		d := goruntime.NewPromDefaults()
 		mc.PromExtra = d.Append

@@ -27,7 +27,64 @@ type Generation struct {
 	// exporter's, or the OpenTelemetry Prometheus exporter's (scope labels,
 	// unit suffixes, target_info, the Go runtime families).
 	Exposition Exposition
+	// Spans are the generation's spans (CONTRACT.md §5.5).
+	Spans Spans
 }
+
+// Spans says how a generation traces a request: the names of the spans,
+// which conventions name and attribute the HTTP spans, and which trace
+// headers are read and written.
+type Spans struct {
+	// HTTP is the convention of the server and client spans.
+	HTTP SpanConvention
+	// Proxy and Wait are the queue layer's spans: the whole queue layer,
+	// and the wait for the concurrency breaker (only with a breaker).
+	Proxy, Wait string
+	// ClientUnderWait: the client span is a child of Wait (when there is
+	// one), as in the newest generation; in 1.15 it is a child of Proxy.
+	ClientUnderWait bool
+	// Probe is the health-probe handler's span; empty: probes get none.
+	Probe string
+	// Propagation is the trace-context formats read and written.
+	Propagation Propagation
+	// QueueScope is the scope of the Proxy and Wait spans, HTTPScope that of
+	// the server and client spans (exporters that report scopes).
+	QueueScope, HTTPScope Scope
+}
+
+// SpanConvention is how the server and client spans are named, attributed
+// and given a status.
+type SpanConvention uint8
+
+// Span conventions.
+const (
+	// SpansOCHTTP: OpenCensus ochttp, as Knative 1.15 configured it. Both
+	// spans are named by the URL path and carry http.path, http.url,
+	// http.host, http.method, http.user_agent and http.status_code; the
+	// status is OpenCensus' code for the HTTP status. Requests for /healthz
+	// and /_ah/health are not traced. The server span wraps the request
+	// inside the drainer, probes included.
+	SpansOCHTTP SpanConvention = iota
+	// SpansSemConv: otelhttp v0.72.0, the OpenTelemetry HTTP semantic
+	// conventions. The server span is named by the method, the client span
+	// "HTTP <method>"; status Error for 5xx (server) or >= 400 (client).
+	// The server span is outermost and skips probes (netheader.IsProbe).
+	SpansSemConv
+)
+
+// Propagation is a set of trace-context formats.
+type Propagation uint8
+
+// Propagations.
+const (
+	// PropagateW3CB3 reads W3C traceparent, then B3, and writes both
+	// (Knative 1.15's tracecontextb3 formats).
+	PropagateW3CB3 Propagation = iota
+	// PropagateW3C reads and writes W3C traceparent and tracestate only;
+	// B3 headers are neither read nor written (they pass through), and
+	// baggage passes through as received.
+	PropagateW3C
+)
 
 // Exposition is a Prometheus exposition style.
 type Exposition uint8
@@ -208,6 +265,10 @@ var Generation115 = &Generation{
 	},
 	RouteTag:   RouteTagValues{Disabled: "DISABLED", Default: "DEFAULT", Undefined: "UNDEFINED"},
 	Exposition: ExpositionOpenCensus,
+	Spans: Spans{
+		HTTP: SpansOCHTTP, Proxy: "queue_proxy", Wait: "queue_wait", Probe: "probe",
+		Propagation: PropagateW3CB3,
+	},
 }
 
 // GenerationNewest is the OpenTelemetry-era generation (serving v0.51.0,
@@ -247,6 +308,10 @@ var GenerationNewest = &Generation{
 	UpperInclusive: true,
 	RouteTag:       RouteTagValues{Disabled: "kn:disabled", Default: "kn:default", Undefined: "kn:undefined"},
 	Exposition:     ExpositionOTel,
+	Spans: Spans{
+		HTTP: SpansSemConv, Proxy: "kn.queueproxy.proxy", Wait: "kn.queueproxy.wait", ClientUnderWait: true,
+		Propagation: PropagateW3C, QueueScope: ScopeQueue, HTTPScope: ScopeOTelHTTP,
+	},
 }
 
 // scale is the instrument's multiplier of seconds or bytes.

@@ -4,7 +4,6 @@ import (
 	"io"
 	"maps"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -14,21 +13,9 @@ import (
 	pkghttp "github.com/queue-proxy/queue-proxy/pkg/http"
 )
 
-// Span names and attributes. The server and client spans are named
-// "<METHOD> <path>" (e.g. "GET /api/items") so that a trace says what
-// happened (pkg/queue's ProxyHandler adds queue_proxy and queue_wait).
-const (
-	// unnamedSpan is the name a span starts with; sampled spans are renamed
-	// at once, so the string concatenation is paid only for them.
-	unnamedSpan = "HTTP"
-
-	attrMethod     = "http.method"
-	attrPath       = "http.path"
-	attrHost       = "http.host"
-	attrUserAgent  = "http.user_agent"
-	attrURL        = "http.url"
-	attrStatusCode = "http.status_code"
-)
+// unnamedSpan is the name a span starts with; sampled spans are renamed at
+// once, so building the name is paid only for them.
+const unnamedSpan = "HTTP"
 
 // LegacySampler is Knative 1.15's sampler (TRACING_CONFIG_*): always with
 // debug, else OpenCensus' probability sampler, which also samples every
@@ -40,42 +27,27 @@ func LegacySampler(rate float64, debug bool) trace.Sampler {
 	return trace.ProbabilitySampler(rate)
 }
 
-// ParentBasedSampler is the newest generation's sampler for samplingRate
-// (CONTRACT.md §5.6): a rate >= 1 samples everything, a rate <= 0 nothing;
-// otherwise an incoming trace context decides (sampled or not), and a new
-// trace is sampled with probability rate.
-func ParentBasedSampler(rate float64) trace.Sampler {
-	switch {
-	case rate >= 1:
-		return trace.AlwaysSample()
-	case !(rate > 0):
-		return trace.NeverSample()
-	}
-	ratio := trace.ProbabilitySampler(rate)
-	return func(p trace.SamplingParameters) trace.SamplingDecision {
-		if p.ParentContext.TraceID != (trace.TraceID{}) {
-			return trace.SamplingDecision{Sample: p.ParentContext.IsSampled()}
-		}
-		return ratio(p)
-	}
-}
-
-// ServerSpanHandler starts the server span of every request that is not a
-// probe (netheader.IsProbe: kubelet, K-Kubelet-Probe or any K-Network-Probe)
-// and passes the request on with the span in its context. An incoming trace
-// context (SpanContextFromHeader: traceparent, then B3) becomes its remote
-// parent; otherwise it starts a new trace. sampler decides (OpenCensus'
-// global default sampler is not used).
+// ServerSpanHandler starts the server span of a request, in the
+// generation's conventions (spans.HTTP, tracing_attrs.go), and passes the
+// request on with the span in its context. sampler decides (OpenCensus'
+// global default sampler is not used). routeTag, when not nil, gives the
+// semantic-convention span its kn.route.tag attribute.
+//
+//   - SpansSemConv: no span for probes (netheader.IsProbe); the incoming
+//     W3C traceparent (TraceparentFromHeader) is the remote parent.
+//   - SpansOCHTTP: no span for /healthz and /_ah/health; the incoming
+//     traceparent, else B3 (SpanContextFromHeader), is the remote parent.
 //
 // An unsampled request costs a span id, a context and a request copy;
-// nothing is recorded. A sampled one is named "<METHOD> <path>", gets the
-// attributes http.method, http.path, http.host, http.user_agent and
-// http.status_code, and an error status for 5xx answers or a panic (the
-// panic is not recovered). The span ends when the handler returns.
-func ServerSpanHandler(next http.Handler, sampler trace.Sampler) http.Handler {
+// nothing is recorded. A sampled one is named and attributed at the start,
+// gets the response's attributes and status when the handler returns, and
+// an error status for a panic (which is not recovered).
+func ServerSpanHandler(next http.Handler, sampler trace.Sampler, spans Spans, routeTag func(*http.Request) string) http.Handler {
 	h := &serverSpanHandler{
-		next: next,
-		opts: []trace.StartOption{trace.WithSpanKind(trace.SpanKindServer), trace.WithSampler(sampler)},
+		next:     next,
+		opts:     []trace.StartOption{trace.WithSpanKind(trace.SpanKindServer), trace.WithSampler(sampler)},
+		semconv:  spans.HTTP == SpansSemConv,
+		routeTag: routeTag,
 	}
 	h.recorders.New = func() any { return pkghttp.NewResponseRecorder(nil, http.StatusOK) }
 	return h
@@ -84,17 +56,30 @@ func ServerSpanHandler(next http.Handler, sampler trace.Sampler) http.Handler {
 type serverSpanHandler struct {
 	next      http.Handler
 	opts      []trace.StartOption // built once, not per request
-	recorders sync.Pool           // of *pkghttp.ResponseRecorder
+	semconv   bool
+	routeTag  func(*http.Request) string
+	recorders sync.Pool // of *pkghttp.ResponseRecorder
 }
 
 func (h *serverSpanHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if netheader.IsProbe(r) {
-		h.next.ServeHTTP(w, r)
-		return
+	var parent trace.SpanContext
+	var remote bool
+	if h.semconv {
+		if netheader.IsProbe(r) {
+			h.next.ServeHTTP(w, r)
+			return
+		}
+		parent, remote = TraceparentFromHeader(r.Header)
+	} else {
+		if ochttpUntraced(r.URL.Path) {
+			h.next.ServeHTTP(w, r)
+			return
+		}
+		parent, remote = SpanContextFromHeader(r.Header)
 	}
 	var span *trace.Span
 	ctx := r.Context()
-	if parent, ok := SpanContextFromHeader(r.Header); ok {
+	if remote {
 		ctx, span = trace.StartSpanWithRemoteParent(ctx, unnamedSpan, parent, h.opts...)
 	} else {
 		ctx, span = trace.StartSpan(ctx, unnamedSpan, h.opts...)
@@ -109,14 +94,25 @@ func (h *serverSpanHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *serverSpanHandler) serveSampled(w http.ResponseWriter, r *http.Request, span *trace.Span) {
-	span.SetName(r.Method + " " + r.URL.Path)
-	span.AddAttributes(
-		trace.StringAttribute(attrMethod, r.Method),
-		trace.StringAttribute(attrPath, r.URL.Path),
-		trace.StringAttribute(attrHost, r.Host),
-	)
-	if ua := r.UserAgent(); ua != "" {
-		span.AddAttributes(trace.StringAttribute(attrUserAgent, ua))
+	var body *countingBody
+	if h.semconv {
+		span.SetName(semconvServerName(r.Method))
+		attrs := semconvServerAttrs(make([]trace.Attribute, 0, 16), r)
+		if h.routeTag != nil {
+			attrs = append(attrs, trace.StringAttribute(attrRouteTag, h.routeTag(r)))
+		}
+		span.AddAttributes(attrs...)
+		if r.Body != nil && r.Body != http.NoBody {
+			body = &countingBody{ReadCloser: r.Body}
+			r.Body = body
+			defer func() { r.Body = body.ReadCloser }()
+		}
+	} else {
+		span.SetName(r.URL.Path)
+		span.AddAttributes(ochttpAttrs(make([]trace.Attribute, 0, 6), r, r.Host)...)
+		if r.Body != nil && r.ContentLength > 0 {
+			span.AddMessageReceiveEvent(0, r.ContentLength, -1)
+		}
 	}
 	rr := h.recorders.Get().(*pkghttp.ResponseRecorder)
 	rr.Reset(w, http.StatusOK)
@@ -126,9 +122,16 @@ func (h *serverSpanHandler) serveSampled(w http.ResponseWriter, r *http.Request,
 		if !returned {
 			code = http.StatusInternalServerError // a panic; net/http answers 500 or drops the connection
 		}
-		span.AddAttributes(trace.Int64Attribute(attrStatusCode, int64(code)))
-		if code >= http.StatusInternalServerError {
-			span.SetStatus(trace.Status{Code: trace.StatusCodeUnknown, Message: strconv.Itoa(code)})
+		if h.semconv {
+			var read int64
+			if body != nil {
+				read = body.n.Load()
+			}
+			span.AddAttributes(semconvServerResponseAttrs(make([]trace.Attribute, 0, 3), read, rr.ResponseSize, code)...)
+			span.SetStatus(semconvServerStatus(code))
+		} else {
+			span.AddAttributes(trace.Int64Attribute(attrOCStatusCode, int64(code)))
+			span.SetStatus(ochttpStatus(code))
 		}
 		span.End()
 		if returned { // after a panic the recorder is dropped, not reused
@@ -141,28 +144,38 @@ func (h *serverSpanHandler) serveSampled(w http.ResponseWriter, r *http.Request,
 }
 
 // SpanTransport wraps base with client spans and trace-context headers for
-// requests to the user container. A request whose context carries no span
-// (probes, tracing off upstream of it) goes to base untouched. Otherwise
-// the outgoing request carries both `traceparent` and `X-B3-*`
-// (SetSpanContextHeaders):
+// requests to the user container, in the generation's conventions. A
+// request whose context carries no span (probes, tracing off upstream of
+// it) goes to base untouched, as does one for /healthz or /_ah/health under
+// SpansOCHTTP. Otherwise the outgoing request carries the trace context
+// (spans.Propagation: traceparent and B3, or traceparent and tracestate
+// only):
 //
-//   - sampled: a client span "<METHOD> <path>", a child of the span in the
-//     context, with http.method, http.url and http.status_code, an error
-//     status on a transport error or a status >= 400, ending when the
-//     response body is read to its end or closed (at once for 101 Switching
-//     Protocols, whose body is the upgraded connection); its context is sent.
+//   - sampled: a client span, a child of the span in the context, named,
+//     attributed and given a status as its convention says
+//     (tracing_attrs.go), ending when the response body is read to its end
+//     or closed (at once for 101 Switching Protocols, whose body is the
+//     upgraded connection, and for a response without a body); its context
+//     is sent.
 //   - unsampled: no span; the context of the span in the request's context
 //     is sent, with the sampled flag off.
 //
 // The caller's request is not modified: the headers go on a shallow copy
 // with its own header map.
-func SpanTransport(base http.RoundTripper) http.RoundTripper {
-	return &spanTransport{base: base, opts: []trace.StartOption{trace.WithSpanKind(trace.SpanKindClient)}}
+func SpanTransport(base http.RoundTripper, spans Spans) http.RoundTripper {
+	return &spanTransport{
+		base:    base,
+		opts:    []trace.StartOption{trace.WithSpanKind(trace.SpanKindClient)},
+		semconv: spans.HTTP == SpansSemConv,
+		w3cOnly: spans.Propagation == PropagateW3C,
+	}
 }
 
 type spanTransport struct {
-	base http.RoundTripper
-	opts []trace.StartOption
+	base    http.RoundTripper
+	opts    []trace.StartOption
+	semconv bool
+	w3cOnly bool
 }
 
 // CloseIdleConnections forwards to base, so that callers that close idle
@@ -175,28 +188,36 @@ func (t *spanTransport) CloseIdleConnections() {
 
 func (t *spanTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	parent := trace.FromContext(req.Context())
-	if parent == nil {
+	if parent == nil || (!t.semconv && ochttpUntraced(req.URL.Path)) {
 		return t.base.RoundTrip(req)
 	}
 	if !parent.IsRecordingEvents() {
-		return t.base.RoundTrip(withSpanContext(req, parent.SpanContext()))
+		return t.base.RoundTrip(t.withSpanContext(req, parent.SpanContext()))
 	}
 
 	_, span := trace.StartSpan(req.Context(), unnamedSpan, t.opts...)
-	span.SetName(req.Method + " " + req.URL.Path)
-	span.AddAttributes(
-		trace.StringAttribute(attrMethod, req.Method),
-		trace.StringAttribute(attrURL, req.URL.String()),
-	)
-	resp, err := t.base.RoundTrip(withSpanContext(req, span.SpanContext()))
+	if t.semconv {
+		span.SetName(semconvClientName(req.Method))
+		span.AddAttributes(semconvClientAttrs(make([]trace.Attribute, 0, 8), req)...)
+	} else {
+		span.SetName(req.URL.Path)
+		span.AddAttributes(ochttpAttrs(make([]trace.Attribute, 0, 6), req, req.Host)...)
+	}
+	resp, err := t.base.RoundTrip(t.withSpanContext(req, span.SpanContext()))
 	if err != nil {
+		if t.semconv {
+			span.AddAttributes(trace.StringAttribute(attrErrorType, spanErrorType(err)))
+		}
 		span.SetStatus(trace.Status{Code: trace.StatusCodeUnknown, Message: err.Error()})
 		span.End()
 		return resp, err
 	}
-	span.AddAttributes(trace.Int64Attribute(attrStatusCode, int64(resp.StatusCode)))
-	if resp.StatusCode >= http.StatusBadRequest {
-		span.SetStatus(trace.Status{Code: trace.StatusCodeUnknown, Message: strconv.Itoa(resp.StatusCode)})
+	if t.semconv {
+		span.AddAttributes(semconvClientResponseAttrs(make([]trace.Attribute, 0, 3), resp)...)
+		span.SetStatus(semconvClientStatus(resp.StatusCode))
+	} else {
+		span.AddAttributes(trace.Int64Attribute(attrOCStatusCode, int64(resp.StatusCode)))
+		span.SetStatus(ochttpStatus(resp.StatusCode))
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols || resp.Body == nil || resp.Body == http.NoBody {
 		span.End()
@@ -209,13 +230,17 @@ func (t *spanTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // withSpanContext returns a shallow copy of req whose header map is a copy
 // of req's with sc's trace headers set. Only the map is copied: the headers
 // set replace whole value slices, so req's slices are never written.
-func withSpanContext(req *http.Request, sc trace.SpanContext) *http.Request {
+func (t *spanTransport) withSpanContext(req *http.Request, sc trace.SpanContext) *http.Request {
 	out := req.WithContext(req.Context())
 	out.Header = maps.Clone(req.Header)
 	if out.Header == nil {
 		out.Header = make(http.Header, 4)
 	}
-	SetSpanContextHeaders(out.Header, sc)
+	if t.w3cOnly {
+		SetTraceparent(out.Header, sc)
+	} else {
+		SetSpanContextHeaders(out.Header, sc)
+	}
 	return out
 }
 

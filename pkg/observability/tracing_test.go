@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -41,7 +42,33 @@ func recordSpans(t *testing.T) *spanRecorder {
 	return r
 }
 
+// serverSpanWant is what each generation's server span looks like for the
+// request of TestServerSpanHandler (GET http://svc.example/api/items?x=1,
+// User-Agent curl/8).
+var serverSpanWant = map[string]struct {
+	name  string
+	attrs map[string]any // without the status code
+	code  string         // the status-code attribute's key
+	b3    bool           // B3 is read
+	probe bool           // probes are traced (1.15: the drainer answers them first)
+}{
+	"1.15": {name: "/api/items", code: "http.status_code", b3: true, probe: true, attrs: map[string]any{
+		"http.method": "GET", "http.path": "/api/items", "http.url": "http://svc.example/api/items?x=1", "http.host": "svc.example", "http.user_agent": "curl/8"}},
+	"newest": {name: "GET", code: "http.response.status_code", attrs: map[string]any{
+		"http.request.method": "GET", "url.path": "/api/items", "url.scheme": "http", "server.address": "svc.example",
+		"user_agent.original": "curl/8", "network.peer.address": "192.0.2.1", "network.peer.port": int64(1234),
+		"client.address": "192.0.2.1", "network.protocol.version": "1.1", "kn.route.tag": "tag",
+		"http.response.body.size": int64(4)}},
+}
+
 func TestServerSpanHandler(t *testing.T) {
+	for _, gen := range []*Generation{Generation115, GenerationNewest} {
+		t.Run(gen.Name, func(t *testing.T) { testServerSpanHandler(t, gen) })
+	}
+}
+
+func testServerSpanHandler(t *testing.T, gen *Generation) {
+	want := serverSpanWant[gen.Name]
 	traceparent := "00-" + tidHex + "-" + sidHex + "-01"
 	cases := []struct {
 		name      string
@@ -69,6 +96,13 @@ func TestServerSpanHandler(t *testing.T) {
 		{name: "K-Network-Probe", header: map[string]string{"K-Network-Probe": "queue"}, sampler: trace.AlwaysSample(), code: 200},
 	}
 	for _, tc := range cases {
+		isProbe := strings.Contains(tc.name, "robe")
+		if isProbe && want.probe {
+			continue
+		}
+		if strings.HasPrefix(tc.name, "B3") && !want.b3 {
+			tc.wantTrace = trace.TraceID{} // B3 is not read: a new trace
+		}
 		t.Run(tc.name, func(t *testing.T) {
 			rec := recordSpans(t)
 			var inner trace.SpanContext
@@ -85,7 +119,7 @@ func TestServerSpanHandler(t *testing.T) {
 					rw.WriteHeader(tc.code)
 				}
 				io.WriteString(rw, "body")
-			}), tc.sampler)
+			}), tc.sampler, gen.Spans, func(*http.Request) string { return "tag" })
 			req := httptest.NewRequest(http.MethodGet, "http://svc.example/api/items?x=1", nil)
 			req.Header.Set("User-Agent", "curl/8")
 			for k, v := range tc.header {
@@ -97,7 +131,6 @@ func TestServerSpanHandler(t *testing.T) {
 				t.Errorf("response body %q", w.Body.String())
 			}
 			spans := rec.take()
-			isProbe := strings.Contains(tc.name, "robe")
 			if isProbe && innerHasSpan {
 				t.Error("a probe got a span")
 			}
@@ -117,8 +150,8 @@ func TestServerSpanHandler(t *testing.T) {
 			if s.SpanContext != inner {
 				t.Errorf("exported span %v, the handler saw %v", s.SpanContext, inner)
 			}
-			if s.Name != "GET /api/items" || s.SpanKind != trace.SpanKindServer {
-				t.Errorf("name %q kind %d, want %q server", s.Name, s.SpanKind, "GET /api/items")
+			if s.Name != want.name || s.SpanKind != trace.SpanKindServer {
+				t.Errorf("name %q kind %d, want %q server", s.Name, s.SpanKind, want.name)
 			}
 			if tc.wantTrace != (trace.TraceID{}) {
 				if s.TraceID != tc.wantTrace || s.ParentSpanID != sid || !s.HasRemoteParent {
@@ -127,15 +160,14 @@ func TestServerSpanHandler(t *testing.T) {
 			} else if s.ParentSpanID != (trace.SpanID{}) || s.HasRemoteParent {
 				t.Errorf("a new trace has parent %v (remote %v)", s.ParentSpanID, s.HasRemoteParent)
 			}
-			wantAttrs := map[string]any{"http.method": "GET", "http.path": "/api/items", "http.host": "svc.example",
-				"http.user_agent": "curl/8", "http.status_code": tc.wantCode}
-			for k, v := range wantAttrs {
-				if s.Attributes[k] != v {
-					t.Errorf("attribute %s = %v, want %v", k, s.Attributes[k], v)
-				}
+			wantAttrs := maps.Clone(want.attrs)
+			wantAttrs[want.code] = tc.wantCode
+			if !maps.Equal(s.Attributes, wantAttrs) {
+				t.Errorf("attributes\n%v\nwant\n%v", s.Attributes, wantAttrs)
 			}
-			if gotErr := s.Code != trace.StatusCodeOK; gotErr != tc.wantError {
-				t.Errorf("status %v, want error %v", s.Status, tc.wantError)
+			wantError := tc.wantError || (want.probe && tc.wantCode >= 400) // ochttp: 4xx have error codes too
+			if gotErr := s.Code != trace.StatusCodeOK; gotErr != wantError {
+				t.Errorf("status %v, want error %v", s.Status, wantError)
 			}
 		})
 	}
@@ -143,7 +175,7 @@ func TestServerSpanHandler(t *testing.T) {
 
 func TestServerSpanHandlerPanic(t *testing.T) {
 	rec := recordSpans(t)
-	h := ServerSpanHandler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) }), trace.AlwaysSample())
+	h := ServerSpanHandler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) }), trace.AlwaysSample(), Generation115.Spans, nil)
 	func() {
 		defer func() {
 			if p := recover(); p != http.ErrAbortHandler {
@@ -184,6 +216,13 @@ type closeRecorder struct {
 func (c *closeRecorder) Close() error { c.closed = true; return nil }
 
 func TestSpanTransport(t *testing.T) {
+	for _, gen := range []*Generation{Generation115, GenerationNewest} {
+		t.Run(gen.Name, func(t *testing.T) { testSpanTransport(t, gen) })
+	}
+}
+
+func testSpanTransport(t *testing.T, gen *Generation) {
+	newest := gen == GenerationNewest
 	cases := []struct {
 		name       string
 		parent     trace.Sampler // nil: no span in the context
@@ -213,7 +252,7 @@ func TestSpanTransport(t *testing.T) {
 			}
 			req := httptest.NewRequest(http.MethodGet, "http://127.0.0.1:8080/api/items?x=1", nil).WithContext(ctx)
 			req.Header.Set("X-Custom", "kept")
-			resp, err := SpanTransport(base).RoundTrip(req)
+			resp, err := SpanTransport(base, gen.Spans).RoundTrip(req)
 			if !errors.Is(err, tc.err) {
 				t.Fatalf("RoundTrip error %v, want %v", err, tc.err)
 			}
@@ -254,8 +293,8 @@ func TestSpanTransport(t *testing.T) {
 			}
 
 			sc, ok := SpanContextFromHeader(sent.Header)
-			if !ok || sent.Header.Get("X-B3-TraceId") == "" {
-				t.Fatalf("upstream headers %v lack traceparent and B3", sent.Header)
+			if hasB3 := sent.Header.Get("X-B3-TraceId") != ""; !ok || hasB3 == newest {
+				t.Fatalf("upstream headers %v: want traceparent, and B3 only in 1.15", sent.Header)
 			}
 			if sc.TraceID != parent.SpanContext().TraceID || sc.IsSampled() != tc.wantSpan {
 				t.Errorf("upstream trace context %v, want trace %v sampled %v", sc, parent.SpanContext().TraceID, tc.wantSpan)
@@ -273,14 +312,19 @@ func TestSpanTransport(t *testing.T) {
 			if s.SpanID != sc.SpanID || s.ParentSpanID != parent.SpanContext().SpanID || s.TraceID != sc.TraceID {
 				t.Errorf("client span %v parent %v; upstream got %v; parent %v", s.SpanContext, s.ParentSpanID, sc, parent.SpanContext())
 			}
-			if s.Name != "GET /api/items" || s.SpanKind != trace.SpanKindClient || s.Attributes["http.url"] != "http://127.0.0.1:8080/api/items?x=1" {
+			name, urlKey, codeKey := "/api/items", "http.url", "http.status_code"
+			if newest {
+				name, urlKey, codeKey = "HTTP GET", "url.full", "http.response.status_code"
+			}
+			if s.Name != name || s.SpanKind != trace.SpanKindClient || s.Attributes[urlKey] != "http://127.0.0.1:8080/api/items?x=1" {
 				t.Errorf("client span %q kind %d attributes %v", s.Name, s.SpanKind, s.Attributes)
 			}
-			if tc.err == nil && s.Attributes["http.status_code"] != int64(tc.code) {
-				t.Errorf("status code attribute %v, want %d", s.Attributes["http.status_code"], tc.code)
+			if tc.err == nil && s.Attributes[codeKey] != int64(tc.code) {
+				t.Errorf("status code attribute %v, want %d", s.Attributes[codeKey], tc.code)
 			}
-			if gotErr := s.Code != trace.StatusCodeOK; gotErr != tc.wantError {
-				t.Errorf("status %v, want error %v", s.Status, tc.wantError)
+			wantError := tc.wantError || (!newest && tc.code < 200) // ochttp: 1xx is UNKNOWN
+			if gotErr := s.Code != trace.StatusCodeOK; gotErr != wantError {
+				t.Errorf("status %v, want error %v", s.Status, wantError)
 			}
 		})
 	}
@@ -304,12 +348,6 @@ func TestSamplers(t *testing.T) {
 		{"legacy rate 0, sampled parent", LegacySampler(0, false), sampledParent, high, true},
 		{"legacy rate 0.5, unsampled parent, low id", LegacySampler(0.5, false), unsampledParent, low, true},
 		{"legacy rate 0.5, high id", LegacySampler(0.5, false), trace.SpanContext{}, high, false},
-		{"newest rate 1 ignores an unsampled parent", ParentBasedSampler(1), unsampledParent, high, true},
-		{"newest rate 0 ignores a sampled parent", ParentBasedSampler(0), sampledParent, low, false},
-		{"newest rate 0.5 follows a sampled parent", ParentBasedSampler(0.5), sampledParent, high, true},
-		{"newest rate 0.5 follows an unsampled parent", ParentBasedSampler(0.5), unsampledParent, low, false},
-		{"newest rate 0.5, no parent, low id", ParentBasedSampler(0.5), trace.SpanContext{}, low, true},
-		{"newest rate 0.5, no parent, high id", ParentBasedSampler(0.5), trace.SpanContext{}, high, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

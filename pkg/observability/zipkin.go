@@ -105,25 +105,32 @@ func (e *ZipkinJSONExporter) ExportSpan(sd *trace.SpanData) {
 	e.w.Write(append(b, '\n')) //nolint:errcheck // nowhere to report a failed stdout write
 }
 
-// ZipkinSpan converts an OpenCensus span to Zipkin's v2 model:
+// ZipkinSpan converts an OpenCensus span to Zipkin's v2 model as
+// OpenCensus' Zipkin exporter (Knative 1.15's) converts it:
 //
 //   - trace and span ids as they are (128-bit trace id), the parent id when
-//     there is one;
-//   - kind SERVER or CLIENT, none for internal spans;
+//     there is one, sampled;
+//   - kind SERVER or CLIENT, none for other spans;
 //   - timestamp and duration from the start and end times;
-//   - attributes become tags (strings as they are, numbers and booleans
-//     formatted); a non-OK status adds the tag "error" with the status
-//     message (or code); annotations become annotations.
+//   - attributes become tags (strings as they are, integers and booleans
+//     formatted, floats without an exponent); a status code other than OK
+//     adds the tag "error" with the code's canonical name (UNKNOWN,
+//     NOT_FOUND, ...), a status message the tag
+//     "opencensus.status_description" (ochttp's "OK" included);
+//   - annotations become annotations (their attributes are dropped), then
+//     message events: "Received <n> bytes" / "Sent <n> bytes".
 //
 // Zipkin lower-cases span and service names when it marshals them.
 func ZipkinSpan(sd *trace.SpanData, local *model.Endpoint) model.SpanModel {
+	sampled := true
 	m := model.SpanModel{
 		SpanContext: model.SpanContext{
 			TraceID: model.TraceID{
 				High: binary.BigEndian.Uint64(sd.TraceID[0:8]),
 				Low:  binary.BigEndian.Uint64(sd.TraceID[8:16]),
 			},
-			ID: model.ID(binary.BigEndian.Uint64(sd.SpanID[:])),
+			ID:      model.ID(binary.BigEndian.Uint64(sd.SpanID[:])),
+			Sampled: &sampled,
 		},
 		Name:          sd.Name,
 		Timestamp:     sd.StartTime,
@@ -140,26 +147,50 @@ func ZipkinSpan(sd *trace.SpanData, local *model.Endpoint) model.SpanModel {
 	case trace.SpanKindClient:
 		m.Kind = model.Client
 	}
-	if n := len(sd.Attributes); n > 0 || sd.Code != trace.StatusCodeOK {
-		m.Tags = make(map[string]string, n+1)
+	if n := len(sd.Attributes); n > 0 || sd.Code != trace.StatusCodeOK || sd.Message != "" {
+		m.Tags = make(map[string]string, n+2)
 		for k, v := range sd.Attributes {
 			m.Tags[k] = attributeString(v)
 		}
 		if sd.Code != trace.StatusCodeOK {
-			msg := sd.Message
-			if msg == "" {
-				msg = "status code " + strconv.Itoa(int(sd.Code))
-			}
-			m.Tags["error"] = msg
+			m.Tags["error"] = canonicalCode(sd.Code)
+		}
+		if sd.Message != "" {
+			m.Tags["opencensus.status_description"] = sd.Message
 		}
 	}
-	if len(sd.Annotations) > 0 {
-		m.Annotations = make([]model.Annotation, len(sd.Annotations))
-		for i, a := range sd.Annotations {
-			m.Annotations[i] = model.Annotation{Timestamp: a.Time, Value: a.Message}
+	if n := len(sd.Annotations) + len(sd.MessageEvents); n > 0 {
+		m.Annotations = make([]model.Annotation, 0, n)
+		for _, a := range sd.Annotations {
+			m.Annotations = append(m.Annotations, model.Annotation{Timestamp: a.Time, Value: a.Message})
+		}
+		for _, e := range sd.MessageEvents {
+			v := "<?>"
+			switch e.EventType {
+			case trace.MessageEventTypeSent:
+				v = "Sent " + strconv.FormatInt(e.UncompressedByteSize, 10) + " bytes"
+			case trace.MessageEventTypeRecv:
+				v = "Received " + strconv.FormatInt(e.UncompressedByteSize, 10) + " bytes"
+			}
+			m.Annotations = append(m.Annotations, model.Annotation{Timestamp: e.Time, Value: v})
 		}
 	}
 	return m
+}
+
+// canonicalCodes are the names of OpenCensus' status codes (gRPC's).
+var canonicalCodes = [...]string{
+	"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+	"ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+	"ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+	"UNAUTHENTICATED",
+}
+
+func canonicalCode(code int32) string {
+	if code >= 0 && int(code) < len(canonicalCodes) {
+		return canonicalCodes[code]
+	}
+	return "error code " + strconv.FormatInt(int64(code), 10)
 }
 
 func attributeString(v any) string {
@@ -171,7 +202,7 @@ func attributeString(v any) string {
 	case bool:
 		return strconv.FormatBool(v)
 	case float64:
-		return strconv.FormatFloat(v, 'g', -1, 64)
+		return strconv.FormatFloat(v, 'f', -1, 64)
 	}
 	return ""
 }

@@ -39,7 +39,7 @@ func TestZipkinSpan(t *testing.T) {
 		want: model.SpanModel{
 			SpanContext: model.SpanContext{TraceID: model.TraceID{High: 0x4bf92f3577b34da6, Low: 0xa3ce929d0e0e4736}, ID: 0x0102030405060708},
 			Name:        "GET /api/items", Kind: model.Server, Timestamp: start, Duration: 1500 * time.Microsecond, LocalEndpoint: local,
-			Tags: map[string]string{"http.method": "GET", "http.status_code": "503", "retry": "true", "ratio": "0.25", "error": "503"},
+			Tags: map[string]string{"http.method": "GET", "http.status_code": "503", "retry": "true", "ratio": "0.25", "error": "UNKNOWN", "opencensus.status_description": "503"},
 		},
 	}, {
 		name: "client child span",
@@ -63,7 +63,7 @@ func TestZipkinSpan(t *testing.T) {
 			SpanContext: model.SpanContext{TraceID: model.TraceID{High: 0x4bf92f3577b34da6, Low: 0xa3ce929d0e0e4736}, ID: model.ID(0x00f067aa0ba902b7), ParentID: func() *model.ID { id := model.ID(9); return &id }()},
 			Name:        "queue_wait", Timestamp: start, LocalEndpoint: local,
 			Annotations: []model.Annotation{{Timestamp: start, Value: "admitted"}},
-			Tags:        map[string]string{"error": "status code 14"},
+			Tags:        map[string]string{"error": "UNAVAILABLE"},
 		},
 	}}
 	for _, tc := range cases {

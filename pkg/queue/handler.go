@@ -23,9 +23,10 @@ import (
 //   - admits it through breaker (nil = unlimited) before calling next.
 //
 // With tracingEnabled, a request whose context carries a sampled span (the
-// server span) gets a child span queue_proxy for the whole handler and,
+// server span) gets Knative 1.15's spans (see NewProxyHandler for another
+// generation's names): a child span queue_proxy for the whole handler and,
 // with a breaker, a child of that, queue_wait, which ends when the breaker
-// admits or rejects the request. The upstream call is a child of
+// admits or rejects the request; the upstream call is a child of
 // queue_proxy, beside queue_wait. Unsampled requests, and requests without
 // a span (probes), get no spans. With tracingEnabled false no span code runs.
 //
@@ -34,7 +35,28 @@ import (
 // deadline); when the wait was cancelled (client gone, or the timeout handler
 // already answered) it writes a bare 500, which the timeout writer swallows.
 func ProxyHandler(breaker *Breaker, stats *netstats.RequestStats, tracingEnabled bool, next http.Handler) http.Handler {
-	return &proxyHandler{breaker: breaker, stats: stats, tracing: tracingEnabled, next: next, now: time.Now}
+	var spans SpanNames
+	if tracingEnabled {
+		spans = SpanNames{Proxy: spanQueueProxy, Wait: spanQueueWait}
+	}
+	return NewProxyHandler(breaker, stats, spans, next)
+}
+
+// SpanNames names ProxyHandler's spans: Proxy for the whole queue layer,
+// Wait (a child of Proxy) for the wait in the breaker. UpstreamUnderWait
+// makes the upstream call a child of Wait, as in Knative's newest
+// generation (the request passed on carries the Wait span, ended); in 1.15
+// it is a child of Proxy.
+type SpanNames struct {
+	Proxy, Wait       string
+	UpstreamUnderWait bool
+}
+
+// NewProxyHandler is ProxyHandler with the spans named by spans (an empty
+// Proxy name: no spans, no span code runs). The Wait span ends when the
+// breaker admits or rejects the request.
+func NewProxyHandler(breaker *Breaker, stats *netstats.RequestStats, spans SpanNames, next http.Handler) http.Handler {
+	return &proxyHandler{breaker: breaker, stats: stats, spans: spans, next: next, now: time.Now}
 }
 
 // activatorProxyValue is the K-Proxy-Request value the activator sets on
@@ -50,7 +72,7 @@ const (
 type proxyHandler struct {
 	breaker *Breaker
 	stats   *netstats.RequestStats
-	tracing bool
+	spans   SpanNames
 	next    http.Handler
 	now     func() time.Time
 }
@@ -73,9 +95,9 @@ func (h *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer h.event(out) // not HandleEvent(...) directly: its argument would be evaluated now
 
 	var traced bool
-	if h.tracing {
+	if h.spans.Proxy != "" {
 		if parent := trace.FromContext(r.Context()); parent != nil && parent.IsRecordingEvents() {
-			ctx, span := trace.StartSpan(r.Context(), spanQueueProxy)
+			ctx, span := trace.StartSpan(r.Context(), h.spans.Proxy)
 			defer span.End()
 			r, traced = r.WithContext(ctx), true
 		}
@@ -89,7 +111,11 @@ func (h *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var wait *trace.Span
 	if traced {
-		_, wait = trace.StartSpan(r.Context(), spanQueueWait)
+		var ctx context.Context
+		ctx, wait = trace.StartSpan(r.Context(), h.spans.Wait)
+		if h.spans.UpstreamUnderWait {
+			r = r.WithContext(ctx)
+		}
 	}
 	err := h.breaker.Acquire(r.Context())
 	if wait != nil {

@@ -42,25 +42,41 @@ type probeHandler struct {
 }
 
 func (h *probeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	answerProbe(h.prober, w, r)
+}
+
+// Failure texts of answerProbe other than the bad-header one.
+const (
+	noProbeFailure  = "no probe"
+	notReadyFailure = "container not ready"
+)
+
+// answerProbe writes ProbeHandler's answer to r and returns the failure's
+// text without a trailing newline: "unexpected probe header value: <value>",
+// noProbeFailure or notReadyFailure; "" when the answer is 200. It allocates
+// only what the answer itself needs.
+func answerProbe(prober func() bool, w http.ResponseWriter, r *http.Request) (failure string) {
 	var v string
 	if vs := r.Header[header.ProbeKey]; len(vs) != 0 {
 		v = vs[0]
 	}
 	if v != queueProbeValue {
-		http.Error(w, "unexpected probe header value: "+v, http.StatusBadRequest)
-		return
+		failure = "unexpected probe header value: " + v
+		http.Error(w, failure, http.StatusBadRequest)
+		return failure
 	}
-	if h.prober == nil {
-		http.Error(w, "no probe", http.StatusInternalServerError)
-		return
+	if prober == nil {
+		http.Error(w, noProbeFailure, http.StatusInternalServerError)
+		return noProbeFailure
 	}
-	if !h.prober() {
+	if !prober() {
 		w.WriteHeader(http.StatusServiceUnavailable)
-		return
+		return notReadyFailure
 	}
 	hdr := w.Header()
 	hdr["Content-Type"] = healthyContentType
 	hdr["Content-Length"] = healthyContentLength
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(healthyBody)
+	return ""
 }

@@ -49,8 +49,12 @@ type mainChain struct {
 // list reads outermost first, as a request meets it; nil entries are
 // features that are off and cost nothing.
 func buildChain(p chainParams) mainChain {
+	probes := health.ProbeHandler(p.prober)
+	if p.tracing.probeSpan != "" {
+		probes = health.TracedProbeHandler(p.prober, p.tracing.probeSpan, p.tracing.probeSampler)
+	}
 	drainer := &handler.Drainer{
-		HealthCheck:           health.ProbeHandler(p.prober),
+		HealthCheck:           probes,
 		HealthCheckUAPrefixes: []string{netheader.ActivatorUserAgent, netheader.AutoscalingUserAgent},
 		QuietPeriod:           p.cfg.DrainQuietPeriod,
 		Clock:                 p.clock,
@@ -62,18 +66,19 @@ func buildChain(p chainParams) mainChain {
 	}
 
 	h := compose(p.inner,
-		p.tracing.tracing,
+		p.tracing.serverSpan, // newest: outermost, probes skipped
 		p.tracing.requestLog,
 		func(next http.Handler) http.Handler { drainer.Inner = next; return drainer },
 		tracker.Handler,
 		when(p.cfg.EnableHTTPFullDuplex, func(next http.Handler) http.Handler { return handler.FullDuplex(next, p.logger) }),
+		p.tracing.serverSpan115, // 1.15: inside the drainer (CONTRACT.md §3.1b)
 		p.metrics.requestMetrics,
 		func(next http.Handler) http.Handler {
 			return handler.NewTimeoutHandler(next, timeoutBody, timeouts, p.logger)
 		},
 		queue.ForwardedShimHandler,
 		func(next http.Handler) http.Handler {
-			return queue.ProxyHandler(p.breaker, p.stats, p.tracing.tracingEnabled, next)
+			return queue.NewProxyHandler(p.breaker, p.stats, p.tracing.proxySpans, next)
 		},
 		p.metrics.appMetrics,
 	)

@@ -1,6 +1,7 @@
 package sharedmain
 
 import (
+	"context"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"time"
 
 	"go.opencensus.io/trace"
 	"go.uber.org/zap"
@@ -16,17 +18,30 @@ import (
 
 	pkghttp "github.com/queue-proxy/queue-proxy/pkg/http"
 	pkgobs "github.com/queue-proxy/queue-proxy/pkg/observability"
+	"github.com/queue-proxy/queue-proxy/pkg/observability/sampling"
+	"github.com/queue-proxy/queue-proxy/pkg/observability/spanbatch"
+	"github.com/queue-proxy/queue-proxy/pkg/observability/spanexport"
+	"github.com/queue-proxy/queue-proxy/pkg/otlp"
+	"github.com/queue-proxy/queue-proxy/pkg/queue"
 )
 
 // tracingHooks is what tracing and the request log add (CONTRACT.md §3.11,
 // §5.5): layers for the chain (nil when off), the upstream transport wrapper
-// (client spans, trace headers) and a flush at exit.
+// (client spans, trace headers), the queue layer's and the probe handler's
+// spans, and a flush at exit.
 type tracingHooks struct {
-	requestLog     layer // outermost
-	tracing        layer // server span
-	wrapTransport  func(http.RoundTripper) http.RoundTripper
-	tracingEnabled bool // ProxyHandler creates queue_proxy / queue_wait spans
-	flush          func()
+	requestLog layer // outermost
+	// serverSpan is the server span of the newest generation (outermost,
+	// probes skipped); serverSpan115 that of 1.15 (inside the drainer,
+	// CONTRACT.md §3.1b). At most one is set.
+	serverSpan, serverSpan115 layer
+	wrapTransport             func(http.RoundTripper) http.RoundTripper
+	proxySpans                queue.SpanNames // the queue layer's spans; zero: none
+	// probeSpan, when set, is the health-probe handler's span name (1.15)
+	// and probeSampler its sampler.
+	probeSpan    string
+	probeSampler trace.Sampler
+	flush        func()
 }
 
 // stdout receives request-log lines and, with the stdout tracing protocol,
@@ -42,27 +57,34 @@ const (
 	tracingOTLPHTTP = "http/protobuf"
 )
 
+// finalTraceExportTimeout bounds the flush of queued spans at exit
+// (CONTRACT.md §5.6).
+const finalTraceExportTimeout = 10 * time.Second
+
 // tracingSettings is the tracing setup both generations' variables resolve
 // to: an exporter ("" = tracing off) and a sampler.
 type tracingSettings struct {
-	exporter string // tracingZipkin, tracingStdout or ""
-	endpoint string // Zipkin v2 spans URL
+	exporter string // tracingZipkin, tracingStdout, tracingOTLPGRPC, tracingOTLPHTTP or ""
+	endpoint string // Zipkin v2 spans URL, or the OTLP endpoint as configured
 	sampler  trace.Sampler
 	source   string // which variables chose it, for the startup log
 }
 
 // resolveTracing decides the tracing setup. OBSERVABILITY_CONFIG's tracing
-// wins when its protocol is one we export to (stdout, or our extension
-// zipkin); otherwise the 1.15 TRACING_CONFIG_* variables apply:
+// wins when its protocol is not none; otherwise the 1.15 TRACING_CONFIG_*
+// variables apply:
 //
 //   - tracing.protocol none (the default): no opinion.
-//   - grpc, http/protobuf (OpenTelemetry OTLP): not supported; a warning
-//     says so and whether TRACING_CONFIG_* tracing is used instead.
-//   - stdout: each span as a line of Zipkin JSON on stdout, every request
-//     sampled (as Knative's stdout exporter samples everything).
-//   - zipkin: export to tracing.endpoint, sampled as Knative samples
-//     tracing.samplingRate (ParentBasedSampler).
-//   - anything else is an error, as it is fatal in Knative.
+//   - grpc, http/protobuf: OTLP export to tracing.endpoint (the
+//     OTEL_EXPORTER_OTLP_* variables apply), sampled by Knative's newest
+//     rules (package sampling: tracing.samplingRate, OTEL_TRACES_SAMPLER,
+//     OTEL_TRACES_SAMPLER_ARG).
+//   - stdout: each span as a line on stdout, every request sampled (as
+//     Knative's stdout exporter samples everything).
+//   - zipkin (our extension): Zipkin export to tracing.endpoint, sampled as
+//     grpc is.
+//   - anything else is an error, as it is fatal in Knative; so is an
+//     unparsable OTEL_TRACES_SAMPLER_ARG.
 //
 // TRACING_CONFIG_BACKEND=zipkin exports to TRACING_CONFIG_ZIPKIN_ENDPOINT,
 // sampled at TRACING_CONFIG_SAMPLE_RATE (always with TRACING_CONFIG_DEBUG).
@@ -70,26 +92,30 @@ type tracingSettings struct {
 // exporter, so it only generated trace ids that nobody recorded; here unset
 // and "none" mean off. Other backends, and zipkin without a usable
 // endpoint, are off with a warning.
-func resolveTracing(cfg *config, oc TracingConfig, logger *zap.SugaredLogger) (tracingSettings, error) {
+func resolveTracing(cfg *config, oc TracingConfig, getenv func(string) string, logger *zap.SugaredLogger) (tracingSettings, error) {
 	switch oc.Protocol {
 	case "", ProtocolNone:
 		return resolveLegacyTracing(cfg, logger), nil
 	case tracingStdout:
-		return tracingSettings{exporter: tracingStdout, sampler: trace.AlwaysSample(), source: "OBSERVABILITY_CONFIG"}, nil
-	case tracingZipkin:
-		err := checkZipkinEndpoint(oc.Endpoint)
-		if err == nil {
-			return tracingSettings{exporter: tracingZipkin, endpoint: oc.Endpoint, sampler: pkgobs.ParentBasedSampler(oc.SamplingRate),
-				source: "OBSERVABILITY_CONFIG, sampling rate " + strconv.FormatFloat(oc.SamplingRate, 'g', -1, 64)}, nil
+		return tracingSettings{exporter: tracingStdout, sampler: trace.AlwaysSample(), source: "OBSERVABILITY_CONFIG, every request sampled"}, nil
+	case tracingZipkin, tracingOTLPGRPC, tracingOTLPHTTP:
+		if oc.Protocol == tracingZipkin {
+			if err := checkZipkinEndpoint(oc.Endpoint); err != nil {
+				legacy := resolveLegacyTracing(cfg, logger)
+				logger.Warnf("OBSERVABILITY_CONFIG tracing.protocol zipkin: tracing.endpoint %v; %s", err, legacyFallback(legacy))
+				return legacy, nil
+			}
 		}
-		legacy := resolveLegacyTracing(cfg, logger)
-		logger.Warnf("OBSERVABILITY_CONFIG tracing.protocol zipkin: tracing.endpoint %v; %s", err, legacyFallback(legacy))
-		return legacy, nil
-	case tracingOTLPGRPC, tracingOTLPHTTP:
-		legacy := resolveLegacyTracing(cfg, logger)
-		logger.Warnf("OBSERVABILITY_CONFIG tracing.protocol %q (OpenTelemetry OTLP) is not supported by this queue-proxy, which exports to Zipkin; %s",
-			oc.Protocol, legacyFallback(legacy))
-		return legacy, nil
+		sampler, desc, err := sampling.FromConfig(oc.SamplingRate, getenv)
+		var warning *sampling.Warning
+		switch {
+		case errors.As(err, &warning):
+			logger.Warnw("Ignoring the trace sampler's environment, as the OpenTelemetry SDK does", zap.Error(err))
+		case err != nil:
+			return tracingSettings{}, err
+		}
+		return tracingSettings{exporter: oc.Protocol, endpoint: oc.Endpoint, sampler: sampler,
+			source: "OBSERVABILITY_CONFIG, sampler " + desc}, nil
 	}
 	return tracingSettings{}, errors.New("OBSERVABILITY_CONFIG: tracing.protocol " + strconv.Quote(oc.Protocol) +
 		" is not one of none, grpc, http/protobuf, stdout, zipkin")
@@ -140,29 +166,86 @@ func checkZipkinEndpoint(endpoint string) error {
 // setupTracing builds tracing and the request log.
 func setupTracing(cfg *config, obs observability, env Env, logger *zap.SugaredLogger) (tracingHooks, error) {
 	hooks := tracingHooks{flush: func() {}}
-	settings, err := resolveTracing(cfg, obs.config.Tracing, logger)
+	settings, err := resolveTracing(cfg, obs.config.Tracing, os.Getenv, logger)
 	if err != nil {
 		return hooks, err
 	}
 	out := &lockedWriter{w: stdout}
 	if settings.exporter != "" {
-		local := pkgobs.ZipkinEndpoint(zipkinServiceName(env), env.ServingPodIP)
-		var exporter trace.Exporter
-		var closeExporter func() error
-		switch settings.exporter {
-		case tracingZipkin:
-			errLog, _ := zap.NewStdLogAt(logger.Desugar(), zapcore.WarnLevel) // only fails for an invalid level
-			z := pkgobs.NewZipkinHTTPExporter(settings.endpoint, local, errLog)
-			exporter, closeExporter = z, z.Close
-			logger.Infof("Tracing enabled: Zipkin at %s as %q (%s)", settings.endpoint, local.ServiceName, settings.source)
-		case tracingStdout:
-			exporter = pkgobs.NewZipkinJSONExporter(out, local)
-			logger.Infof("Tracing enabled: spans as Zipkin JSON on stdout (%s)", settings.source)
+		exporter, closeExporter, err := newSpanExporter(settings, obs.gen, env, out, logger)
+		if err != nil {
+			return hooks, err
 		}
-		hooks = tracingHooksFor(settings.sampler, exporter, closeExporter, logger)
+		hooks = tracingHooksFor(obs.gen, settings.sampler, routeTagFunc(obs.gen.RouteTag), exporter, closeExporter, logger)
 	}
-	hooks.requestLog = requestLogLayer(cfg, obs, env, out, hooks.tracingEnabled, logger)
+	hooks.requestLog = requestLogLayer(cfg, obs, env, out, hooks.serverSpan != nil, logger)
 	return hooks, nil
+}
+
+// newSpanExporter builds the exporter settings name, and what flushes and
+// closes it at exit (nil when nothing needs to).
+func newSpanExporter(settings tracingSettings, gen *pkgobs.Generation, env Env, out io.Writer, logger *zap.SugaredLogger) (trace.Exporter, func(context.Context) error, error) {
+	switch settings.exporter {
+	case tracingZipkin:
+		local := pkgobs.ZipkinEndpoint(zipkinServiceName(env), env.ServingPodIP)
+		errLog, _ := zap.NewStdLogAt(logger.Desugar(), zapcore.WarnLevel) // only fails for an invalid level
+		z := pkgobs.NewZipkinHTTPExporter(settings.endpoint, local, errLog)
+		logger.Infof("Tracing enabled: Zipkin at %s as %q (%s)", settings.endpoint, local.ServiceName, settings.source)
+		return z, func(context.Context) error { return z.Close() }, nil
+	case tracingStdout:
+		if gen.Spans.HTTP != pkgobs.SpansSemConv { // 1.15 spans requested with the newest's protocol
+			logger.Infof("Tracing enabled: spans as Zipkin JSON on stdout (%s)", settings.source)
+			return pkgobs.NewZipkinJSONExporter(out, pkgobs.ZipkinEndpoint(zipkinServiceName(env), env.ServingPodIP)), nil, nil
+		}
+		logger.Infof("Tracing enabled: spans as OpenTelemetry stdout lines (%s)", settings.source)
+		return spanexport.NewStdout(out, spanSource(gen, env, logger), nil), nil, nil
+	}
+	ocfg, err := otlp.ResolveConfig(otlp.Traces, settings.exporter, settings.endpoint, os.Getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	batch, err := spanbatch.ConfigFromEnv(os.Getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	batch.OnDrop = func(dropped, total uint64) {
+		logger.Warnw("Trace export queue full: spans dropped", "dropped", dropped, "droppedTotal", total,
+			"queueSize", batch.MaxQueueSize)
+	}
+	client, err := otlp.NewClient(ocfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	e := spanexport.NewOTLP(client, batch, spanSource(gen, env, logger),
+		func(err error) { logger.Warnw("Failed to export spans", zap.Error(err)) })
+	logger.Infof("Tracing enabled: OTLP export to %s (%s)", ocfg, settings.source)
+	return e, e.Shutdown, nil
+}
+
+// spanSource is the resource and scopes of the newest generation's spans:
+// the queue layer's spans in gen.Spans.QueueScope, the rest (server and
+// client spans) in HTTPScope.
+func spanSource(gen *pkgobs.Generation, env Env, logger *zap.SugaredLogger) spanexport.Source {
+	res, err := pkgobs.NewResource(resourceInput(env))
+	if err != nil {
+		logger.Warnw("Ignoring part of OTEL_RESOURCE_ATTRIBUTES", zap.Error(err))
+	}
+	queueScope, httpScope := gen.Spans.QueueScope, gen.Spans.HTTPScope
+	proxy, wait := gen.Spans.Proxy, gen.Spans.Wait
+	return spanexport.Source{
+		Resource:          res,
+		ResourceSchemaURL: pkgobs.ResourceSchemaURL,
+		Scopes: []spanexport.Scope{
+			{Name: queueScope.Name, Version: queueScope.Version, SchemaURL: queueScope.SchemaURL},
+			{Name: httpScope.Name, Version: httpScope.Version, SchemaURL: httpScope.SchemaURL},
+		},
+		ScopeOf: func(sd *trace.SpanData) int {
+			if sd.Name == proxy || sd.Name == wait {
+				return 0
+			}
+			return 1
+		},
+	}
 }
 
 // zipkinServiceName is the service queue-proxy reports spans as:
@@ -176,23 +259,37 @@ func zipkinServiceName(env Env) string {
 }
 
 // tracingHooksFor registers exporter with OpenCensus and returns the
-// tracing layers; flush unregisters it and closes it (closeExporter may be
-// nil), sending what it holds.
-func tracingHooksFor(sampler trace.Sampler, exporter trace.Exporter, closeExporter func() error, logger *zap.SugaredLogger) tracingHooks {
+// tracing layers of gen's conventions; flush unregisters it and calls
+// closeExporter (may be nil), which sends what it holds, within
+// finalTraceExportTimeout.
+func tracingHooksFor(gen *pkgobs.Generation, sampler trace.Sampler, routeTag func(*http.Request) string,
+	exporter trace.Exporter, closeExporter func(context.Context) error, logger *zap.SugaredLogger) tracingHooks {
 	trace.RegisterExporter(exporter)
-	return tracingHooks{
-		tracing:        func(next http.Handler) http.Handler { return pkgobs.ServerSpanHandler(next, sampler) },
-		wrapTransport:  pkgobs.SpanTransport,
-		tracingEnabled: true,
+	spans := gen.Spans
+	server := func(next http.Handler) http.Handler { return pkgobs.ServerSpanHandler(next, sampler, spans, routeTag) }
+	hooks := tracingHooks{
+		wrapTransport: func(rt http.RoundTripper) http.RoundTripper { return pkgobs.SpanTransport(rt, spans) },
+		proxySpans:    queue.SpanNames{Proxy: spans.Proxy, Wait: spans.Wait, UpstreamUnderWait: spans.ClientUnderWait},
+		probeSpan:     spans.Probe,
+		probeSampler:  sampler,
 		flush: func() {
 			trace.UnregisterExporter(exporter)
-			if closeExporter != nil {
-				if err := closeExporter(); err != nil {
-					logger.Warnw("Failed to flush traces", zap.Error(err))
-				}
+			if closeExporter == nil {
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), finalTraceExportTimeout)
+			defer cancel()
+			if err := closeExporter(ctx); err != nil {
+				logger.Warnw("Failed to flush traces", zap.Error(err))
 			}
 		},
 	}
+	if spans.HTTP == pkgobs.SpansSemConv {
+		hooks.serverSpan = server
+	} else {
+		hooks.serverSpan115 = server
+	}
+	return hooks
 }
 
 // requestLogLayer is the request log (CONTRACT.md §3.11), or nil when it is

@@ -1,6 +1,7 @@
 package sharedmain
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -31,13 +32,13 @@ func benchTracingHooks(b *testing.B, sampler trace.Sampler, requestLog bool) tra
 	hooks := tracingHooks{flush: func() {}}
 	if sampler != nil {
 		exp := pkgobs.NewZipkinExporter(reporter.NewNoopReporter(), pkgobs.ZipkinEndpoint(zipkinServiceName(benchEnv), benchEnv.ServingPodIP))
-		hooks = tracingHooksFor(sampler, exp, exp.Close, logger)
+		hooks = tracingHooksFor(pkgobs.Generation115, sampler, nil, exp, func(context.Context) error { return exp.Close() }, logger)
 		b.Cleanup(hooks.flush)
 	}
 	if requestLog {
 		obs := observability{config: DefaultObservabilityConfig()}
 		obs.config.EnableRequestLog = true
-		hooks.requestLog = requestLogLayer(&config{}, obs, benchEnv, io.Discard, hooks.tracingEnabled, logger)
+		hooks.requestLog = requestLogLayer(&config{}, obs, benchEnv, io.Discard, hooks.serverSpan != nil, logger)
 		if hooks.requestLog == nil {
 			b.Fatal("no request log")
 		}

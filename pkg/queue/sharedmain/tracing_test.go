@@ -2,6 +2,7 @@ package sharedmain
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +25,7 @@ import (
 	clocktest "k8s.io/utils/clock/testing"
 
 	pkghttp "github.com/queue-proxy/queue-proxy/pkg/http"
+	pkgobs "github.com/queue-proxy/queue-proxy/pkg/observability"
 )
 
 func TestResolveTracing(t *testing.T) {
@@ -35,6 +38,7 @@ func TestResolveTracing(t *testing.T) {
 		wantSource   string // substring
 		wantWarn     string // substring of the one warning; "" = none
 		wantErr      bool
+		env          map[string]string
 	}{
 		{name: "nothing set", obs: TracingConfig{Protocol: ProtocolNone}},
 		{name: "1.15 zipkin", cfg: config{TracingConfigBackend: "zipkin", TracingConfigZipkinEndpoint: "http://zipkin:9411/api/v2/spans", TracingConfigSampleRate: 0.1},
@@ -48,13 +52,24 @@ func TestResolveTracing(t *testing.T) {
 		{name: "1.15 zipkin with a bad endpoint", cfg: config{TracingConfigBackend: "zipkin", TracingConfigZipkinEndpoint: "zipkin:9411"},
 			wantWarn: "is not an http(s) URL"},
 		{name: "1.15 other backend", cfg: config{TracingConfigBackend: "stackdriver"}, wantWarn: `"stackdriver" is not supported`},
-		{name: "newest OTLP grpc", obs: TracingConfig{Protocol: "grpc", Endpoint: "collector:4317"}, wantWarn: `"grpc" (OpenTelemetry OTLP) is not supported by this queue-proxy, which exports to Zipkin; tracing is off`},
-		{name: "newest OTLP http/protobuf", obs: TracingConfig{Protocol: "http/protobuf"}, wantWarn: "not supported"},
-		{name: "newest OTLP falls back to 1.15 zipkin", cfg: config{TracingConfigBackend: "zipkin", TracingConfigZipkinEndpoint: "http://z/api/v2/spans"},
-			obs: TracingConfig{Protocol: "grpc"}, wantExporter: "zipkin", wantEndpoint: "http://z/api/v2/spans", wantSource: "TRACING_CONFIG", wantWarn: "using TRACING_CONFIG_BACKEND=zipkin instead"},
+		{name: "newest OTLP grpc", obs: TracingConfig{Protocol: "grpc", Endpoint: "collector:4317", SamplingRate: 0.25},
+			wantExporter: "grpc", wantEndpoint: "collector:4317", wantSource: "ParentBased{root:TraceIDRatioBased{0.25}"},
+		{name: "newest OTLP http/protobuf, rate 1", obs: TracingConfig{Protocol: "http/protobuf", SamplingRate: 1},
+			wantExporter: "http/protobuf", wantSource: "AlwaysOnSampler"},
+		{name: "newest OTLP, rate 0", obs: TracingConfig{Protocol: "grpc"}, wantExporter: "grpc", wantSource: "AlwaysOffSampler"},
+		{name: "newest OTLP wins over 1.15 zipkin", cfg: config{TracingConfigBackend: "zipkin", TracingConfigZipkinEndpoint: "http://z/api/v2/spans"},
+			obs: TracingConfig{Protocol: "grpc", Endpoint: "c:4317"}, wantExporter: "grpc", wantEndpoint: "c:4317", wantSource: "OBSERVABILITY_CONFIG"},
+		{name: "OTEL_TRACES_SAMPLER_ARG overrides for the >= 1 test", obs: TracingConfig{Protocol: "grpc", SamplingRate: 0.1},
+			env: map[string]string{"OTEL_TRACES_SAMPLER_ARG": "1"}, wantExporter: "grpc", wantSource: "AlwaysOnSampler"},
+		{name: "unparsable OTEL_TRACES_SAMPLER_ARG is fatal", obs: TracingConfig{Protocol: "grpc", SamplingRate: 0.1},
+			env: map[string]string{"OTEL_TRACES_SAMPLER_ARG": "half"}, wantErr: true},
+		{name: "OTEL_TRACES_SAMPLER decides", obs: TracingConfig{Protocol: "grpc", SamplingRate: 1},
+			env: map[string]string{"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.5"}, wantExporter: "grpc", wantSource: "TraceIDRatioBased{0.5}"},
+		{name: "a bad OTEL_TRACES_SAMPLER is a warning", obs: TracingConfig{Protocol: "grpc", SamplingRate: 1},
+			env: map[string]string{"OTEL_TRACES_SAMPLER": "sometimes"}, wantExporter: "grpc", wantSource: "ParentBased{root:AlwaysOnSampler", wantWarn: "OTEL_TRACES_SAMPLER"},
 		{name: "newest stdout", obs: TracingConfig{Protocol: "stdout"}, wantExporter: "stdout", wantSource: "OBSERVABILITY_CONFIG"},
 		{name: "newest zipkin wins over 1.15", cfg: config{TracingConfigBackend: "zipkin", TracingConfigZipkinEndpoint: "http://old/api/v2/spans"},
-			obs: TracingConfig{Protocol: "zipkin", Endpoint: "http://new/api/v2/spans", SamplingRate: 0.5}, wantExporter: "zipkin", wantEndpoint: "http://new/api/v2/spans", wantSource: "sampling rate 0.5"},
+			obs: TracingConfig{Protocol: "zipkin", Endpoint: "http://new/api/v2/spans", SamplingRate: 0.5}, wantExporter: "zipkin", wantEndpoint: "http://new/api/v2/spans", wantSource: "TraceIDRatioBased{0.5}"},
 		{name: "newest zipkin without endpoint", obs: TracingConfig{Protocol: "zipkin"}, wantWarn: "tracing.endpoint is empty; tracing is off"},
 		{name: "newest stdout: no warning about unused 1.15 settings", cfg: config{TracingConfigBackend: "zipkin"}, obs: TracingConfig{Protocol: "stdout"},
 			wantExporter: "stdout", wantSource: "OBSERVABILITY_CONFIG"},
@@ -63,12 +78,18 @@ func TestResolveTracing(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			core, logs := observer.New(zap.WarnLevel)
-			got, err := resolveTracing(&tc.cfg, tc.obs, zap.New(core).Sugar())
+			got, err := resolveTracing(&tc.cfg, tc.obs, func(k string) string { return tc.env[k] }, zap.New(core).Sugar())
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("error %v, want error %v", err, tc.wantErr)
 			}
 			if got.exporter != tc.wantExporter || got.endpoint != tc.wantEndpoint || !strings.Contains(got.source, tc.wantSource) {
 				t.Errorf("got exporter %q endpoint %q source %q; want %q %q %q", got.exporter, got.endpoint, got.source, tc.wantExporter, tc.wantEndpoint, tc.wantSource)
+			}
+			if err != nil {
+				if !strings.Contains(err.Error(), "OTEL_TRACES_SAMPLER_ARG") && tc.env != nil {
+					t.Errorf("error %v does not name the variable", err)
+				}
+				return
 			}
 			if (got.exporter != "") != (got.sampler != nil) {
 				t.Errorf("exporter %q with sampler %v", got.exporter, got.sampler != nil)
@@ -76,6 +97,13 @@ func TestResolveTracing(t *testing.T) {
 			var warnings []string
 			for _, e := range logs.All() {
 				warnings = append(warnings, e.Message)
+			}
+			for _, e := range logs.All() {
+				for _, f := range e.Context {
+					if f.Interface != nil {
+						warnings[len(warnings)-1] += fmt.Sprint(" ", f.Interface)
+					}
+				}
 			}
 			if tc.wantWarn == "" && len(warnings) != 0 || tc.wantWarn != "" && (len(warnings) != 1 || !strings.Contains(warnings[0], tc.wantWarn)) {
 				t.Errorf("warnings %q, want one containing %q", warnings, tc.wantWarn)
@@ -193,10 +221,14 @@ func (q *qp) stop(t *testing.T) {
 
 // TestRunTracingZipkin drives queue-proxy with 1.15 Zipkin tracing and a
 // breaker, and checks what a Zipkin collector receives and what the user
-// container sees (CONTRACT.md §5.5): the four spans per request with their
-// names, kinds and parents, trace continuity from an incoming traceparent
-// and from incoming B3 headers, both header sets upstream, and no spans for
-// probes.
+// container sees (CONTRACT.md §5.5, v0.42.2): the server span (named by the
+// path) → queue_proxy → {queue_wait, client span} per request, trace
+// continuity from an incoming traceparent and from incoming B3 headers, both
+// header sets upstream, and a root "probe" span for each health probe. 1.15
+// has no probe filter in its server span, which sits inside the drainer: a
+// request with K-Network-Probe other than "probe" is traced like any other,
+// one with K-Kubelet-Probe gets server and client spans (the queue layer
+// passes it straight through).
 func TestRunTracingZipkin(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) }) // runs last
@@ -221,13 +253,13 @@ func TestRunTracingZipkin(t *testing.T) {
 		path      string
 		header    map[string]string
 		wantTrace string // "" = a new trace
-		wantSpans bool
+		wantSpans int    // 4: server, queue_proxy, queue_wait, client
 	}{
-		{"/w3c", map[string]string{"traceparent": "00-" + incomingTrace + "-" + incomingSpan + "-01"}, incomingTrace, true},
-		{"/b3", map[string]string{"X-B3-TraceId": b3Trace, "X-B3-SpanId": b3Span, "X-B3-Sampled": "1"}, "0000000000000000" + b3Trace, true},
-		{"/new", nil, "", true},
-		{"/k-network-probe", map[string]string{"K-Network-Probe": "queue"}, "", false},
-		{"/k-kubelet-probe", map[string]string{"K-Kubelet-Probe": "queue"}, "", false},
+		{"/w3c", map[string]string{"traceparent": "00-" + incomingTrace + "-" + incomingSpan + "-01"}, incomingTrace, 4},
+		{"/b3", map[string]string{"X-B3-TraceId": b3Trace, "X-B3-SpanId": b3Span, "X-B3-Sampled": "1"}, "0000000000000000" + b3Trace, 4},
+		{"/new", nil, "", 4},
+		{"/k-network-probe", map[string]string{"K-Network-Probe": "queue"}, "", 4},
+		{"/k-kubelet-probe", map[string]string{"K-Kubelet-Probe": "queue"}, "", 2},
 	}
 	seen := map[string]traceHeaders{}
 	for _, r := range requests {
@@ -241,27 +273,33 @@ func TestRunTracingZipkin(t *testing.T) {
 		h := <-upstream
 		seen[h.path] = h
 	}
+	// A health probe, answered by queue-proxy itself: one root span "probe".
+	if r := get(t, q.url(serverMain, "/"), map[string]string{"User-Agent": "Knative-Activator-Probe", "K-Network-Probe": "queue"}); r.code != 200 {
+		t.Fatalf("probe: %d %q", r.code, r.body)
+	}
 	q.stop(t)
 
 	spans := collector.received(t)
 	byTrace := map[string][]model.SpanModel{}
+	var probes []model.SpanModel
 	for _, s := range spans {
+		if s.Name == "probe" {
+			probes = append(probes, s)
+			continue
+		}
 		byTrace[traceKey(s.TraceID)] = append(byTrace[traceKey(s.TraceID)], s)
 		if s.LocalEndpoint == nil || s.LocalEndpoint.ServiceName != "hello-00001.default" || s.LocalEndpoint.IPv4.String() != "10.0.0.7" {
 			t.Errorf("span %q local endpoint %+v, want hello-00001.default at 10.0.0.7", s.Name, s.LocalEndpoint)
 		}
 	}
-	if len(spans) != 12 || len(byTrace) != 3 {
-		t.Errorf("collector got %d spans in %d traces, want 4 spans for each of 3 traced requests", len(spans), len(byTrace))
+	if len(probes) != 1 || probes[0].ParentID != nil || probes[0].Kind != "" || len(probes[0].Annotations) != 0 {
+		t.Errorf("probe spans %+v, want one root span without annotations", probes)
+	}
+	if len(spans) != 19 || len(byTrace) != 5 {
+		t.Errorf("collector got %d spans in %d request traces, want 18 in 5 and a probe span", len(spans), len(byTrace))
 	}
 	for _, r := range requests {
 		h := seen[r.path]
-		if !r.wantSpans {
-			if h.traceparent != "" || h.b3Trace != "" {
-				t.Errorf("%s: a probe was traced: upstream got %+v", r.path, h)
-			}
-			continue
-		}
 		// The user container gets both formats, naming the same span.
 		parts := strings.Split(h.traceparent, "-")
 		if len(parts) != 4 || parts[0] != "00" || parts[3] != "01" || h.b3Trace != parts[1] || h.b3Span != parts[2] || h.b3Sampled != "1" {
@@ -272,7 +310,11 @@ func TestRunTracingZipkin(t *testing.T) {
 		if r.wantTrace != "" && traceID != r.wantTrace {
 			t.Errorf("%s: upstream trace %s, want the incoming %s", r.path, traceID, r.wantTrace)
 		}
-		checkRequestSpans(t, r.path, byTrace[traceID], parts[2], userPort, r.header)
+		if r.wantSpans == 4 {
+			checkRequestSpans(t, r.path, byTrace[traceID], parts[2], userPort, r.header)
+		} else if got := byTrace[traceID]; len(got) != r.wantSpans {
+			t.Errorf("%s: spans %+v, want %d", r.path, got, r.wantSpans)
+		}
 	}
 }
 
@@ -295,9 +337,9 @@ func checkRequestSpans(t *testing.T, path string, spans []model.SpanModel, upstr
 		}
 		byName[key] = s
 	}
-	server, proxy, wait, client := byName["get "+path], byName["queue_proxy"], byName["queue_wait"], byName["client"]
-	if len(spans) != 4 || server.Kind != model.Server || proxy.Kind != "" || wait.Kind != "" || client.Name != "get "+path {
-		t.Fatalf("%s: spans %+v; want server %q, queue_proxy, queue_wait and a client span", path, spans, "get "+path)
+	server, proxy, wait, client := byName[path], byName["queue_proxy"], byName["queue_wait"], byName["client"]
+	if len(spans) != 4 || server.Kind != model.Server || proxy.Kind != "" || wait.Kind != "" || client.Name != path {
+		t.Fatalf("%s: spans %+v; want server %q, queue_proxy, queue_wait and a client span", path, spans, path)
 	}
 	parent := func(s model.SpanModel) string {
 		if s.ParentID == nil {
@@ -320,6 +362,8 @@ func checkRequestSpans(t *testing.T, path string, spans []model.SpanModel, upstr
 		{"the span sent upstream", upstreamSpan, client.ID.String()},
 		{"client http.url", client.Tags["http.url"], "http://127.0.0.1:" + userPort + path},
 		{"server http.status_code", server.Tags["http.status_code"], "200"},
+		{"server status description", server.Tags["opencensus.status_description"], "OK"},
+		{"server http.url", server.Tags["http.url"], path},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s: %s = %q, want %q", path, c.name, c.got, c.want)
@@ -361,28 +405,39 @@ func TestRunTracingSampleRateZero(t *testing.T) {
 	}
 }
 
-// TestRunTracingOff: OTLP in OBSERVABILITY_CONFIG warns and leaves tracing
-// off: no trace headers are added, incoming ones pass through unchanged,
-// and no exporter is registered.
+// TestRunTracingOff: with tracing.protocol none no trace headers are
+// added and incoming ones pass through unchanged (B3 included).
 func TestRunTracingOff(t *testing.T) {
 	app, upstream := traceApp(t)
-	env := map[string]string{"OBSERVABILITY_CONFIG": `{"tracing":{"protocol":"grpc","endpoint":"collector:4317"}}`}
-	logPath := logTo(t, env)
-	q := startQP(t, app, env)
+	q := startQP(t, app, map[string]string{"OBSERVABILITY_CONFIG": `{"tracing":{"protocol":"none"}}`})
 	get(t, q.url(serverMain, "/"), nil)
 	if h := <-upstream; h.traceparent != "" || h.b3Trace != "" {
 		t.Errorf("tracing off, but upstream got %+v", h)
 	}
 	tp := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-	get(t, q.url(serverMain, "/"), map[string]string{"traceparent": tp})
-	if h := <-upstream; h.traceparent != tp || h.b3Trace != "" {
-		t.Errorf("tracing off: upstream got %+v, want the incoming traceparent unchanged", h)
+	get(t, q.url(serverMain, "/"), map[string]string{"traceparent": tp, "X-B3-TraceId": "a3ce929d0e0e4736"})
+	if h := <-upstream; h.traceparent != tp || h.b3Trace != "a3ce929d0e0e4736" {
+		t.Errorf("tracing off: upstream got %+v, want the incoming headers unchanged", h)
 	}
 	q.stop(t)
-	if log := readLog(t, logPath); !strings.Contains(log, `tracing.protocol \"grpc\" (OpenTelemetry OTLP) is not supported`) ||
-		!strings.Contains(log, "tracing is off") || !strings.Contains(log, `"severity":"WARN"`) {
-		t.Errorf("no OTLP warning in the log:\n%s", log)
+}
+
+// TestRunTracingNewestRateZero: OTLP tracing with samplingRate 0 samples
+// nothing, not even under a sampled parent (Knative's NeverSample), but the
+// user container still gets a W3C context: the incoming trace, a new span
+// id, flags 00; B3 is neither read nor written.
+func TestRunTracingNewestRateZero(t *testing.T) {
+	app, upstream := traceApp(t)
+	q := startQP(t, app, map[string]string{"OBSERVABILITY_CONFIG": `{"tracing":{"protocol":"grpc","endpoint":"http://127.0.0.1:9"}}`})
+	tp := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	get(t, q.url(serverMain, "/"), map[string]string{"traceparent": tp, "X-B3-TraceId": "a3ce929d0e0e4736", "X-B3-SpanId": "0102030405060708"})
+	h := <-upstream
+	parts := strings.Split(h.traceparent, "-")
+	if len(parts) != 4 || parts[1] != "4bf92f3577b34da6a3ce929d0e0e4736" || parts[2] == "00f067aa0ba902b7" || parts[3] != "00" ||
+		h.b3Trace != "a3ce929d0e0e4736" || h.b3Span != "0102030405060708" {
+		t.Errorf("upstream got %+v, want the incoming trace unsampled under a new span, B3 as received", h)
 	}
+	q.stop(t)
 }
 
 func TestRunBadTracingProtocol(t *testing.T) {
@@ -396,7 +451,8 @@ func TestRunBadTracingProtocol(t *testing.T) {
 }
 
 // TestRunTracingStdout: the newest generation's stdout protocol writes
-// every span as a Zipkin JSON line on stdout, next to request-log lines.
+// every span as the OpenTelemetry SDK's stdout exporter line, next to
+// request-log lines, and propagates W3C only.
 func TestRunTracingStdout(t *testing.T) {
 	out := captureStdout(t)
 	app, upstream := traceApp(t)
@@ -406,6 +462,9 @@ func TestRunTracingStdout(t *testing.T) {
 	get(t, q.url(serverMain, "/x"), nil)
 	h := <-upstream
 	q.stop(t)
+	if h.b3Trace != "" {
+		t.Errorf("B3 written upstream: %+v", h)
+	}
 	traceID := strings.Split(h.traceparent, "-")[1]
 	var names []string
 	var logged bool
@@ -414,13 +473,17 @@ func TestRunTracingStdout(t *testing.T) {
 			logged = l == "log "+traceID
 			continue
 		}
-		var s model.SpanModel
-		if err := json.Unmarshal([]byte(l), &s); err != nil || s.TraceID.String() != traceID {
-			t.Errorf("stdout line %q: %v, trace %v, want %s", l, err, s.TraceID, traceID)
+		var s struct {
+			Name        string
+			SpanContext struct{ TraceID string }
+		}
+		if err := json.Unmarshal([]byte(l), &s); err != nil || s.SpanContext.TraceID != traceID {
+			t.Errorf("stdout line %q: %v, trace %v, want %s", l, err, s.SpanContext.TraceID, traceID)
 		}
 		names = append(names, s.Name)
 	}
-	if strings.Join(names, ",") != "get /x,queue_proxy,get /x" && strings.Join(names, ",") != "queue_proxy,get /x,get /x" {
+	slices.Sort(names)
+	if strings.Join(names, ",") != "GET,HTTP GET,kn.queueproxy.proxy" {
 		t.Errorf("spans on stdout %v", names)
 	}
 	if !logged {
@@ -578,7 +641,8 @@ func TestDefaultRequestLogTemplateIsJSON(t *testing.T) {
 func TestTracingHooksFlush(t *testing.T) {
 	exp := &countingExporter{}
 	closed := false
-	hooks := tracingHooksFor(trace.AlwaysSample(), exp, func() error { closed = true; return nil }, zap.NewNop().Sugar())
+	hooks := tracingHooksFor(pkgobs.GenerationNewest, trace.AlwaysSample(), nil, exp,
+		func(context.Context) error { closed = true; return nil }, zap.NewNop().Sugar())
 	_, s := trace.StartSpan(t.Context(), "before", trace.WithSampler(trace.AlwaysSample()))
 	s.End()
 	hooks.flush()

@@ -13,6 +13,7 @@ import (
 	"github.com/queue-proxy/queue-proxy/pkg/observability/metricdata"
 	"go.opencensus.io/trace"
 	"go.uber.org/goleak"
+	clocktesting "k8s.io/utils/clock/testing"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -36,6 +37,12 @@ var testScopes = []Scope{
 }
 
 func byLetter(sd *trace.SpanData) int { return int(sd.Name[0]) - 'a' }
+
+// fakeClock never advances unless a test steps it: the schedule delay
+// never fires, so batches are exported when full or at Shutdown.
+func fakeClock() *clocktesting.FakeClock {
+	return clocktesting.NewFakeClock(time.Unix(1700000000, 0))
+}
 
 // testSpan is a sampled server span named name, with IDs derived from it.
 func testSpan(name string) *trace.SpanData {

@@ -75,9 +75,9 @@ func (e *OTLP) Dropped() uint64 {
 // Shutdown stops accepting spans, exports those queued, and then closes
 // the client. When ctx ends first, the export in progress is cancelled,
 // the spans not yet exported are dropped, the client is closed all the
-// same and ctx's error is returned; calling Shutdown again waits for an
-// export that ignores its context. Spans exported after Shutdown are
-// dropped and counted.
+// same and ctx's error is returned; calling Shutdown again (it closes the
+// client again) waits for an export that ignores its context. From the
+// first call on, ExportSpan drops and counts its span.
 func (e *OTLP) Shutdown(ctx context.Context) error {
 	err := e.proc.Shutdown(ctx)
 	e.client.Close()

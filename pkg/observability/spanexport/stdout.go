@@ -2,8 +2,11 @@ package spanexport
 
 import (
 	"io"
+	"slices"
+	"strings"
 	"sync"
 
+	"github.com/queue-proxy/queue-proxy/pkg/observability/metricdata"
 	"github.com/queue-proxy/queue-proxy/pkg/observability/stdouttrace"
 	"go.opencensus.io/trace"
 )
@@ -35,6 +38,7 @@ var _ trace.Exporter = (*Stdout)(nil)
 // src, and reporting write errors to onError (nil: ignored).
 func NewStdout(w io.Writer, src Source, onError func(error)) *Stdout {
 	e := &Stdout{w: w, src: src.normalized(), onError: onError}
+	e.src.Resource = sdkResource(e.src.Resource)
 	e.scopes = make([]stdouttrace.Scope, len(e.src.Scopes))
 	for i, s := range e.src.Scopes {
 		e.scopes[i] = stdouttrace.Scope{Name: s.Name, Version: s.Version, SchemaURL: s.SchemaURL}
@@ -62,4 +66,24 @@ func (e *Stdout) ExportSpan(sd *trace.SpanData) {
 		*bp = line
 		e.lines.Put(bp)
 	}
+}
+
+// sdkResource returns attrs as an OpenTelemetry SDK resource holds them:
+// sorted by key, the last of duplicated keys winning, empty keys dropped.
+// AppendSpan prints the same line for them as for attrs, but without
+// sorting a copy for every span.
+func sdkResource(attrs []metricdata.Attr) []metricdata.Attr {
+	out := make([]metricdata.Attr, 0, len(attrs))
+	for _, a := range attrs {
+		if a.Key == "" {
+			continue
+		}
+		if i := slices.IndexFunc(out, func(b metricdata.Attr) bool { return b.Key == a.Key }); i >= 0 {
+			out[i] = a
+			continue
+		}
+		out = append(out, a)
+	}
+	slices.SortFunc(out, func(a, b metricdata.Attr) int { return strings.Compare(a.Key, b.Key) })
+	return out
 }

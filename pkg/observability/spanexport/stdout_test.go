@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/queue-proxy/queue-proxy/pkg/observability/metricdata"
 	"github.com/queue-proxy/queue-proxy/pkg/observability/stdouttrace"
 	"go.opencensus.io/trace"
 )
@@ -46,6 +47,14 @@ func TestStdoutLines(t *testing.T) {
 		name:   "no scopes: one unnamed scope",
 		src:    Source{ScopeOf: byLetter},
 		spans:  testSpans("b1"),
+		scopes: []int{0},
+	}, {
+		name: "resource unsorted, with duplicated and empty keys",
+		src: Source{Resource: []metricdata.Attr{
+			metricdata.String("z", "last"), metricdata.String("", "empty"), metricdata.Int("a", 1),
+			metricdata.String("m", "first"), metricdata.String("m", "second"), metricdata.String("", "again"),
+		}},
+		spans:  testSpans("a1"),
 		scopes: []int{0},
 	}, {
 		name:   "a span the SDK cannot encode is not written",

@@ -232,7 +232,7 @@ func splitHostPort(hp string) (string, int) {
 		if end < 0 {
 			return "", -1
 		}
-		if !strings.HasPrefix(hp[end+1:], ":") {
+		if strings.IndexByte(hp[end:], ':') < 0 {
 			return hp[1:end], -1
 		}
 	} else if !strings.Contains(hp, ":") {

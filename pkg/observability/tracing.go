@@ -1,6 +1,7 @@
 package observability
 
 import (
+	"fmt"
 	"io"
 	"maps"
 	"net/http"
@@ -118,18 +119,26 @@ func (h *serverSpanHandler) serveSampled(w http.ResponseWriter, r *http.Request,
 	rr.Reset(w, http.StatusOK)
 	returned := false
 	defer func() {
-		code := rr.ResponseCode
-		if !returned {
-			code = http.StatusInternalServerError // a panic; net/http answers 500 or drops the connection
-		}
-		if h.semconv {
+		code := rr.ResponseCode // ochttp: 200 unless a status was written, even on a panic
+		switch {
+		case h.semconv && !returned:
+			// As the SDK ends a span during a panic: an "exception" event,
+			// no response attributes, status unset; the panic goes on.
+			p := recover()
+			span.Annotate([]trace.Attribute{
+				trace.StringAttribute("exception.type", panicType(p)),
+				trace.StringAttribute("exception.message", fmt.Sprint(p)),
+			}, "exception")
+			span.End()
+			panic(p)
+		case h.semconv:
 			var read int64
 			if body != nil {
 				read = body.n.Load()
 			}
 			span.AddAttributes(semconvServerResponseAttrs(make([]trace.Attribute, 0, 3), read, rr.ResponseSize, code)...)
 			span.SetStatus(semconvServerStatus(code))
-		} else {
+		default:
 			span.AddAttributes(trace.Int64Attribute(attrOCStatusCode, int64(code)))
 			span.SetStatus(ochttpStatus(code))
 		}
@@ -223,7 +232,7 @@ func (t *spanTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		span.End()
 		return resp, nil
 	}
-	resp.Body = &spanBody{ReadCloser: resp.Body, span: span}
+	resp.Body = &spanBody{ReadCloser: resp.Body, span: span, semconv: t.semconv}
 	return resp, nil
 }
 
@@ -244,26 +253,34 @@ func (t *spanTransport) withSpanContext(req *http.Request, sc trace.SpanContext)
 	return out
 }
 
-// spanBody ends the client span at the end of the response body or when it
-// is closed, whichever comes first.
+// spanBody ends the client span when the response body is read to its end
+// or closed, whichever comes first; a read error other than io.EOF marks the
+// span as failed (and, under the semantic conventions, gives it error.type),
+// as both otelhttp and ochttp do.
 type spanBody struct {
 	io.ReadCloser
-	span  *trace.Span
-	ended atomic.Bool
+	span    *trace.Span
+	semconv bool
+	ended   atomic.Bool
 }
 
 func (b *spanBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if err != nil {
+	switch {
+	case err == io.EOF:
 		b.end()
+	case err != nil && !b.ended.Load():
+		if b.semconv {
+			b.span.AddAttributes(trace.StringAttribute(attrErrorType, spanErrorType(err)))
+		}
+		b.span.SetStatus(trace.Status{Code: trace.StatusCodeUnknown, Message: err.Error()})
 	}
 	return n, err
 }
 
 func (b *spanBody) Close() error {
-	err := b.ReadCloser.Close()
 	b.end()
-	return err
+	return b.ReadCloser.Close()
 }
 
 func (b *spanBody) end() {

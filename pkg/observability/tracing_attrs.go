@@ -138,7 +138,7 @@ func semconvServerAttrs(attrs []trace.Attribute, r *http.Request) []trace.Attrib
 		trace.StringAttribute(attrMethod, method),
 		trace.StringAttribute(attrURLScheme, scheme),
 	)
-	if p := requiredPort(r.TLS != nil, port); p > 0 {
+	if p := nonDefaultPort(r.TLS != nil, port); p > 0 {
 		attrs = append(attrs, trace.Int64Attribute(attrServerPort, int64(p)))
 	}
 	if original != "" {
@@ -227,7 +227,7 @@ func semconvClientAttrs(attrs []trace.Attribute, r *http.Request) []trace.Attrib
 		trace.StringAttribute(attrURLFull, u.String()),
 		trace.StringAttribute(attrServerAddress, host),
 	)
-	if p := requiredPort(r.URL.Scheme == "https", port); p > 0 {
+	if p := nonDefaultPort(r.URL.Scheme == "https", port); p > 0 {
 		attrs = append(attrs, trace.Int64Attribute(attrServerPort, int64(p)))
 	}
 	return appendProtocol(attrs, r.Proto)
@@ -269,14 +269,6 @@ func appendProtocol(attrs []trace.Attribute, proto string) []trace.Attribute {
 	return attrs
 }
 
-// requiredPort is port unless it is the scheme's default (or unknown).
-func requiredPort(https bool, port int) int {
-	if port <= 0 || (https && port == 443) || (!https && port == 80) {
-		return -1
-	}
-	return port
-}
-
 // spanErrorType is a transport error's error.type on a span, as semconv
 // v1.43.0's ErrorType: the ErrorType() method of the first error in the
 // chain that has one, else the concrete type after unwrapping fmt.Errorf
@@ -307,3 +299,16 @@ func spanErrorType(err error) string {
 }
 
 var fmtWrapErrorType = reflect.TypeOf(fmt.Errorf("wrapped: %w", errors.New("err")))
+
+// panicType is the exception.type of a recovered panic value, as the SDK
+// spells it: "package/path.Name" for a named type, Go's spelling otherwise.
+func panicType(v any) string {
+	t := reflect.TypeOf(v)
+	if t == nil {
+		return "<nil>"
+	}
+	if t.PkgPath() == "" && t.Name() == "" {
+		return t.String()
+	}
+	return t.PkgPath() + "." + t.Name()
+}

@@ -173,20 +173,42 @@ func testServerSpanHandler(t *testing.T, gen *Generation) {
 	}
 }
 
+// TestServerSpanHandlerPanic: the panic goes on, and the span ends as each
+// generation's instrumentation ends it: ochttp with the status written so
+// far (200 when none); the OpenTelemetry SDK with an "exception" event, no
+// response attributes and the status unset.
 func TestServerSpanHandlerPanic(t *testing.T) {
-	rec := recordSpans(t)
-	h := ServerSpanHandler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) }), trace.AlwaysSample(), Generation115.Spans, nil)
-	func() {
-		defer func() {
-			if p := recover(); p != http.ErrAbortHandler {
-				t.Errorf("recovered %v, want the handler's panic to propagate", p)
+	for _, gen := range []*Generation{Generation115, GenerationNewest} {
+		t.Run(gen.Name, func(t *testing.T) {
+			rec := recordSpans(t)
+			h := ServerSpanHandler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) }),
+				trace.AlwaysSample(), gen.Spans, nil)
+			func() {
+				defer func() {
+					if p := recover(); p != http.ErrAbortHandler {
+						t.Errorf("recovered %v, want the handler's panic to propagate", p)
+					}
+				}()
+				h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/p", nil))
+			}()
+			spans := rec.take()
+			if len(spans) != 1 {
+				t.Fatalf("%d spans after a panic, want 1", len(spans))
 			}
-		}()
-		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/p", nil))
-	}()
-	spans := rec.take()
-	if len(spans) != 1 || spans[0].Attributes["http.status_code"] != int64(500) || spans[0].Code == trace.StatusCodeOK {
-		t.Fatalf("spans after a panic: %+v; want one with status 500 and an error", spans)
+			s := spans[0]
+			if gen == Generation115 {
+				if s.Attributes["http.status_code"] != int64(200) || s.Code != trace.StatusCodeOK || s.Message != "OK" {
+					t.Errorf("1.15 span after a panic: %v %v, want status code 200, OK", s.Attributes, s.Status)
+				}
+				return
+			}
+			_, hasCode := s.Attributes["http.response.status_code"]
+			if hasCode || s.Code != 0 || len(s.Annotations) != 1 || s.Annotations[0].Message != "exception" ||
+				s.Annotations[0].Attributes["exception.type"] != "*errors.errorString" ||
+				s.Annotations[0].Attributes["exception.message"] != http.ErrAbortHandler.Error() {
+				t.Errorf("newest span after a panic: attributes %v status %v annotations %+v", s.Attributes, s.Status, s.Annotations)
+			}
+		})
 	}
 }
 

@@ -67,16 +67,17 @@ func w3cPart(dst []byte, s *string) bool {
 }
 
 // parseTracestate parses a tracestate value into OpenCensus' tracestate:
-// comma-separated key=value members, blank members skipped, at most 32, keys
+// comma-separated key=value members around optional blanks, empty members
+// skipped, at most 32, keys
 // unique, keys and values valid per W3C. Anything invalid drops the whole
 // value (nil), as the SDK drops it.
 func parseTracestate(v string) *tracestate.Tracestate {
 	var entries []tracestate.Entry
 	for member := range strings.SplitSeq(v, ",") {
-		member = strings.Trim(member, " \t")
 		if member == "" {
-			continue
+			continue // only an empty member is skipped; a blank one is invalid
 		}
+		member = strings.Trim(member, " \t")
 		key, value, ok := strings.Cut(member, "=")
 		if !ok {
 			return nil
@@ -95,9 +96,12 @@ func parseTracestate(v string) *tracestate.Tracestate {
 
 // SetTraceparent writes sc into h as the SDK's TraceContext propagator
 // injects it: `traceparent` (version 00, the sampled and random flags) and,
-// when sc has entries, `tracestate` ("k=v,k=v"). B3 headers and baggage are
-// left as they are.
+// when sc has entries, `tracestate` ("k=v,k=v"); nothing for a context with
+// a zero id. B3 headers and baggage are left as they are.
 func SetTraceparent(h http.Header, sc trace.SpanContext) {
+	if _, ok := checked(sc); !ok {
+		return // the SDK injects nothing for an invalid context
+	}
 	var buf [55]byte
 	copy(buf[:], "00-")
 	encodeHex(buf[3:35], sc.TraceID[:])

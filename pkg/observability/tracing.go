@@ -100,7 +100,7 @@ func (h *serverSpanHandler) serveSampled(w http.ResponseWriter, r *http.Request,
 		span.SetName(semconvServerName(r.Method))
 		attrs := semconvServerAttrs(make([]trace.Attribute, 0, 16), r)
 		if h.routeTag != nil {
-			attrs = append(attrs, trace.StringAttribute(attrRouteTag, h.routeTag(r)))
+			attrs = append(attrs, stringAttr(boxedRouteTags, attrRouteTag, h.routeTag(r)))
 		}
 		span.AddAttributes(attrs...)
 		if r.Body != nil && r.Body != http.NoBody {

@@ -122,9 +122,6 @@ func semconvServerName(m string) string {
 	return "HTTP"
 }
 
-// semconvClientName is the client span's name, "HTTP <method>".
-func semconvClientName(m string) string { return "HTTP " + m }
-
 // semconvServerAttrs appends the server span's request attributes.
 func semconvServerAttrs(attrs []trace.Attribute, r *http.Request) []trace.Attribute {
 	host, port := splitHostPort(r.Host)
@@ -135,8 +132,8 @@ func semconvServerAttrs(attrs []trace.Attribute, r *http.Request) []trace.Attrib
 	}
 	attrs = append(attrs,
 		trace.StringAttribute(attrServerAddress, host),
-		trace.StringAttribute(attrMethod, method),
-		trace.StringAttribute(attrURLScheme, scheme),
+		stringAttr(boxedMethods, attrMethod, method),
+		stringAttr(boxedSchemes, attrURLScheme, scheme),
 	)
 	if p := nonDefaultPort(r.TLS != nil, port); p > 0 {
 		attrs = append(attrs, trace.Int64Attribute(attrServerPort, int64(p)))
@@ -180,7 +177,7 @@ func semconvServerResponseAttrs(attrs []trace.Attribute, read, written int64, co
 		attrs = append(attrs, trace.Int64Attribute(attrResponseSize, written))
 	}
 	if code > 0 {
-		attrs = append(attrs, trace.Int64Attribute(attrStatusCode, int64(code)))
+		attrs = append(attrs, statusCodeAttr(code))
 	}
 	return attrs
 }
@@ -210,7 +207,7 @@ func semconvClientStatus(code int) trace.Status {
 // semconvClientAttrs appends the client span's request attributes.
 func semconvClientAttrs(attrs []trace.Attribute, r *http.Request) []trace.Attribute {
 	method, original := semconvMethod(r.Method)
-	attrs = append(attrs, trace.StringAttribute(attrMethod, method))
+	attrs = append(attrs, stringAttr(boxedMethods, attrMethod, method))
 	if original != "" {
 		attrs = append(attrs, trace.StringAttribute(attrMethodOriginal, original))
 	}
@@ -225,10 +222,10 @@ func semconvClientAttrs(attrs []trace.Attribute, r *http.Request) []trace.Attrib
 	u.User = nil
 	attrs = append(attrs,
 		trace.StringAttribute(attrURLFull, u.String()),
-		trace.StringAttribute(attrServerAddress, host),
+		stringAttr(boxedLoopback, attrServerAddress, host),
 	)
 	if p := nonDefaultPort(r.URL.Scheme == "https", port); p > 0 {
-		attrs = append(attrs, trace.Int64Attribute(attrServerPort, int64(p)))
+		attrs = append(attrs, clientPort.get(p))
 	}
 	return appendProtocol(attrs, r.Proto)
 }
@@ -238,7 +235,7 @@ func semconvClientAttrs(attrs []trace.Attribute, r *http.Request) []trace.Attrib
 // protocol the response came in.
 func semconvClientResponseAttrs(attrs []trace.Attribute, resp *http.Response) []trace.Attribute {
 	if resp.StatusCode > 0 {
-		attrs = append(attrs, trace.Int64Attribute(attrStatusCode, int64(resp.StatusCode)))
+		attrs = append(attrs, statusCodeAttr(resp.StatusCode))
 	}
 	if resp.StatusCode >= 400 || resp.StatusCode < 100 {
 		attrs = append(attrs, trace.StringAttribute(attrErrorType, strconv.Itoa(resp.StatusCode)))
@@ -264,7 +261,7 @@ func appendProtocol(attrs []trace.Attribute, proto string) []trace.Attribute {
 		attrs = append(attrs, trace.StringAttribute(attrProtocolName, name))
 	}
 	if version != "" {
-		attrs = append(attrs, trace.StringAttribute(attrProtocolVersion, version))
+		attrs = append(attrs, stringAttr(boxedVersions, attrProtocolVersion, version))
 	}
 	return attrs
 }

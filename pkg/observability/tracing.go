@@ -154,9 +154,11 @@ func (h *serverSpanHandler) serveSampled(w http.ResponseWriter, r *http.Request,
 
 // SpanTransport wraps base with client spans and trace-context headers for
 // requests to the user container, in the generation's conventions. A
-// request whose context carries no span (probes, tracing off upstream of
-// it) goes to base untouched, as does one for /healthz or /_ah/health under
-// SpansOCHTTP. Otherwise the outgoing request carries the trace context
+// request whose context carries no span (a probe the server span skipped
+// but the drainer passed on, e.g. one with K-Kubelet-Probe) gets a root
+// client span decided by sampler, as otelhttp's transport starts one; with
+// a nil sampler it goes to base untouched, as does one for /healthz or
+// /_ah/health under SpansOCHTTP. Otherwise the outgoing request carries the trace context
 // (spans.Propagation: traceparent and B3, or traceparent and tracestate
 // only):
 //
@@ -171,19 +173,24 @@ func (h *serverSpanHandler) serveSampled(w http.ResponseWriter, r *http.Request,
 //
 // The caller's request is not modified: the headers go on a shallow copy
 // with its own header map.
-func SpanTransport(base http.RoundTripper, spans Spans) http.RoundTripper {
-	return &spanTransport{
+func SpanTransport(base http.RoundTripper, spans Spans, sampler trace.Sampler) http.RoundTripper {
+	t := &spanTransport{
 		base:    base,
 		opts:    []trace.StartOption{trace.WithSpanKind(trace.SpanKindClient)},
 		semconv: spans.HTTP == SpansSemConv,
 		w3cOnly: spans.Propagation == PropagateW3C,
 	}
+	if sampler != nil {
+		t.rootOpts = []trace.StartOption{trace.WithSpanKind(trace.SpanKindClient), trace.WithSampler(sampler)}
+	}
+	return t
 }
 
 type spanTransport struct {
-	base    http.RoundTripper
-	opts    []trace.StartOption
-	semconv bool
+	base     http.RoundTripper
+	opts     []trace.StartOption
+	rootOpts []trace.StartOption // nil: requests without a span pass untouched
+	semconv  bool
 	w3cOnly bool
 }
 
@@ -197,14 +204,23 @@ func (t *spanTransport) CloseIdleConnections() {
 
 func (t *spanTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	parent := trace.FromContext(req.Context())
-	if parent == nil || (!t.semconv && ochttpUntraced(req.URL.Path)) {
+	if !t.semconv && ochttpUntraced(req.URL.Path) {
 		return t.base.RoundTrip(req)
 	}
-	if !parent.IsRecordingEvents() {
+	var span *trace.Span
+	switch {
+	case parent == nil && t.rootOpts == nil:
+		return t.base.RoundTrip(req)
+	case parent == nil:
+		_, span = trace.StartSpan(req.Context(), unnamedSpan, t.rootOpts...)
+		if !span.IsRecordingEvents() {
+			return t.base.RoundTrip(t.withSpanContext(req, span.SpanContext()))
+		}
+	case !parent.IsRecordingEvents():
 		return t.base.RoundTrip(t.withSpanContext(req, parent.SpanContext()))
+	default:
+		_, span = trace.StartSpan(req.Context(), unnamedSpan, t.opts...)
 	}
-
-	_, span := trace.StartSpan(req.Context(), unnamedSpan, t.opts...)
 	if t.semconv {
 		span.SetName(semconvClientName(req.Method))
 		span.AddAttributes(semconvClientAttrs(make([]trace.Attribute, 0, 8), req)...)

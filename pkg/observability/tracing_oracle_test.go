@@ -574,7 +574,7 @@ func TestOracleClientSpans(t *testing.T) {
 			_, _ = hex.Decode(ocParentSC.TraceID[:], []byte(oracleTraceID))
 			_, _ = hex.Decode(ocParentSC.SpanID[:], []byte(oracleSpanID))
 			octx, ocParent := octrace.StartSpanWithRemoteParent(context.Background(), "parent", ocParentSC, octrace.WithSampler(octrace.AlwaysSample()))
-			ourErr := oracleRoundTrip(t, SpanTransport(base, GenerationNewest.Spans), octx, c, srvURL, oracleOC)
+			ourErr := oracleRoundTrip(t, SpanTransport(base, GenerationNewest.Spans, octrace.AlwaysSample()), octx, c, srvURL, oracleOC)
 			ocParentID := ocParent.SpanContext().SpanID.String()
 
 			if (ourErr == nil) != (theirErr == nil) || (ourErr != nil && ourErr.Error() != theirErr.Error()) {

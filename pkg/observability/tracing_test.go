@@ -274,7 +274,7 @@ func testSpanTransport(t *testing.T, gen *Generation) {
 			}
 			req := httptest.NewRequest(http.MethodGet, "http://127.0.0.1:8080/api/items?x=1", nil).WithContext(ctx)
 			req.Header.Set("X-Custom", "kept")
-			resp, err := SpanTransport(base, gen.Spans).RoundTrip(req)
+			resp, err := SpanTransport(base, gen.Spans, nil).RoundTrip(req)
 			if !errors.Is(err, tc.err) {
 				t.Fatalf("RoundTrip error %v, want %v", err, tc.err)
 			}
@@ -376,6 +376,39 @@ func TestSamplers(t *testing.T) {
 			got := tc.sampler(trace.SamplingParameters{ParentContext: tc.parent, TraceID: tc.traceID, HasRemoteParent: tc.parent != trace.SpanContext{}})
 			if got.Sample != tc.want {
 				t.Errorf("Sample = %v, want %v", got.Sample, tc.want)
+			}
+		})
+	}
+}
+
+// TestSpanTransportRootSpan: with a sampler, a request without a span in
+// its context (a probe the server span skipped) gets a root client span, as
+// otelhttp's transport starts one: exported when sampled, its context sent
+// upstream either way.
+func TestSpanTransportRootSpan(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		sampler trace.Sampler
+		want    int
+	}{{"sampled", trace.AlwaysSample(), 1}, {"unsampled", trace.NeverSample(), 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := recordSpans(t)
+			base := &fakeTransport{code: 200, body: &closeRecorder{Reader: strings.NewReader("ok")}}
+			req := httptest.NewRequest(http.MethodGet, "http://127.0.0.1:8080/", nil)
+			req.Header.Set("K-Kubelet-Probe", "queue")
+			resp, err := SpanTransport(base, GenerationNewest.Spans, tc.sampler).RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.ReadAll(resp.Body)
+			resp.Body.Close()
+			sc, ok := TraceparentFromHeader(base.got.Header)
+			spans := rec.take()
+			if !ok || sc.IsSampled() != (tc.want == 1) || len(spans) != tc.want {
+				t.Fatalf("upstream context %v (%v), %d spans; want sampled %v and %d spans", sc, ok, len(spans), tc.want == 1, tc.want)
+			}
+			if tc.want == 1 && (spans[0].Name != "HTTP GET" || spans[0].ParentSpanID != (trace.SpanID{}) || spans[0].SpanID != sc.SpanID) {
+				t.Errorf("root client span %+v, upstream %v", spans[0], sc)
 			}
 		})
 	}

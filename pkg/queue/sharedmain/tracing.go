@@ -266,9 +266,13 @@ func tracingHooksFor(gen *pkgobs.Generation, sampler trace.Sampler, routeTag fun
 	exporter trace.Exporter, closeExporter func(context.Context) error, logger *zap.SugaredLogger) tracingHooks {
 	trace.RegisterExporter(exporter)
 	spans := gen.Spans
+	var clientRoot trace.Sampler // 1.15: every request that reaches the transport has a server span
+	if spans.HTTP == pkgobs.SpansSemConv {
+		clientRoot = sampler // otelhttp's transport traces what its server filter skipped
+	}
 	server := func(next http.Handler) http.Handler { return pkgobs.ServerSpanHandler(next, sampler, spans, routeTag) }
 	hooks := tracingHooks{
-		wrapTransport: func(rt http.RoundTripper) http.RoundTripper { return pkgobs.SpanTransport(rt, spans) },
+		wrapTransport: func(rt http.RoundTripper) http.RoundTripper { return pkgobs.SpanTransport(rt, spans, clientRoot) },
 		proxySpans:    queue.SpanNames{Proxy: spans.Proxy, Wait: spans.Wait, UpstreamUnderWait: spans.ClientUnderWait},
 		probeSpan:     spans.Probe,
 		probeSampler:  sampler,

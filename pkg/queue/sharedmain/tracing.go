@@ -248,15 +248,10 @@ func spanSource(gen *pkgobs.Generation, env Env, logger *zap.SugaredLogger) span
 	}
 }
 
-// zipkinServiceName is the service queue-proxy reports spans as:
-// "<revision>.<namespace>", stable across the revision's pods (the pod IP
-// is the endpoint's address).
-func zipkinServiceName(env Env) string {
-	if env.ServingNamespace == "" {
-		return env.ServingRevision
-	}
-	return env.ServingRevision + "." + env.ServingNamespace
-}
+// zipkinServiceName is the service queue-proxy reports spans as: the pod
+// name (SERVING_POD), at the pod IP, as Knative 1.15 set its Zipkin
+// exporter's local endpoint (CONTRACT.md §5.5).
+func zipkinServiceName(env Env) string { return env.ServingPod }
 
 // tracingHooksFor registers exporter with OpenCensus and returns the
 // tracing layers of gen's conventions; flush unregisters it and calls

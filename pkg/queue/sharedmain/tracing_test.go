@@ -288,8 +288,8 @@ func TestRunTracingZipkin(t *testing.T) {
 			continue
 		}
 		byTrace[traceKey(s.TraceID)] = append(byTrace[traceKey(s.TraceID)], s)
-		if s.LocalEndpoint == nil || s.LocalEndpoint.ServiceName != "hello-00001.default" || s.LocalEndpoint.IPv4.String() != "10.0.0.7" {
-			t.Errorf("span %q local endpoint %+v, want hello-00001.default at 10.0.0.7", s.Name, s.LocalEndpoint)
+		if s.LocalEndpoint == nil || s.LocalEndpoint.ServiceName != "hello-00001-deployment-abc" || s.LocalEndpoint.IPv4.String() != "10.0.0.7" {
+			t.Errorf("span %q local endpoint %+v, want the pod hello-00001-deployment-abc at 10.0.0.7", s.Name, s.LocalEndpoint)
 		}
 	}
 	if len(probes) != 1 || probes[0].ParentID != nil || probes[0].Kind != "" || len(probes[0].Annotations) != 0 {

@@ -33,6 +33,7 @@ bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
 
 ## bench: whole-process benchmark against a direct connection and a bare reverse proxy
+##        (QUICK=1, METRICS=0, TRACING=zipkin|otlp, TRACING_RATE=0.1, ...: see hack/bench/run.sh)
 bench: build
 	bash hack/bench/run.sh
 

@@ -15,15 +15,24 @@
 #   STARTUP_REPS      process starts measured per target (default 15)
 #   PROXY_CPU, LOAD_CPU  taskset CPU lists (default 0 and 1)
 #   METRICS=0         queue-proxy without request metrics (default: on)
+#   TRACING           queue-proxy tracing, exported to a spans sink on
+#                     LOAD_CPU that counts what it gets (the bare proxy never
+#                     traces): empty (default) off; zipkin as Knative 1.15
+#                     sets it up (TRACING_CONFIG_*, no OBSERVABILITY_CONFIG,
+#                     so 1.15 request metrics too); otlp as the newest
+#                     Knative does (OBSERVABILITY_CONFIG, http/protobuf)
+#   TRACING_RATE      its sampling rate, 0 to 1 (default 1)
 #   PROFILE=10s       afterwards, CPU- and alloc-profile queue-proxy (CC=0,
 #                     16 conns) for that long and print the top costs
-#   OUT               output directory (default out/bench)
+#   OUT               output directory (default out/bench, or
+#                     out/bench-tracing-$TRACING with TRACING)
 #   BIN               where `make build` put queue-proxy (default bin)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 BIN=${BIN:-bin}
-OUT=${OUT:-out/bench}
+TRACING=${TRACING:-}
+OUT=${OUT:-out/bench${TRACING:+-tracing-$TRACING}}
 if [ "${QUICK:-0}" = 1 ]; then
   REPS=${REPS:-1} DURATION=${DURATION:-3s} STARTUP_REPS=${STARTUP_REPS:-9} WARMUP=${WARMUP:-1s}
 else
@@ -52,7 +61,7 @@ fi
 tools=$(mktemp -d)
 trap 'rm -rf "$tools"' EXIT
 # The bare proxy is built like queue-proxy (stripped) so that sizes compare.
-for p in backend bareproxy driver; do
+for p in backend bareproxy spansink driver; do
   CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$tools/$p" "./hack/bench/$p"
 done
 
@@ -60,7 +69,8 @@ mkdir -p "$OUT"
 args=(-qp "$BIN/queue-proxy" -backend "$tools/backend" -bare "$tools/bareproxy"
   -paced-script hack/bench/paced.lua -out "$OUT"
   -reps "$REPS" -duration "$DURATION" -warmup "$WARMUP" -startup-reps "$STARTUP_REPS"
-  -proxy-cpu "$PROXY_CPU" -load-cpu "$LOAD_CPU")
+  -proxy-cpu "$PROXY_CPU" -load-cpu "$LOAD_CPU" -sink "$tools/spansink"
+  -tracing "$TRACING" -tracing-rate "${TRACING_RATE:-1}")
 [ "${METRICS:-1}" = 0 ] && args+=(-metrics=false)
 [ -n "${PROFILE:-}" ] && args+=(-profile "$PROFILE")
 "$tools/driver" "${args[@]}"

@@ -98,17 +98,114 @@ func TestMedian(t *testing.T) {
 	}
 }
 
-// TestQPEnvHasTheReconcilers: the benchmark runs queue-proxy with every
-// variable Knative's reconciler sets, so that it drifts with neither.
-func TestQPEnvHasTheReconcilers(t *testing.T) {
-	set := map[string]bool{}
-	for _, kv := range qpEnv(1, 2, 3, 4, 5, 6, 7, 0, true, false) {
-		name, _, _ := strings.Cut(kv, "=")
-		set[name] = true
+// envMap is qpEnv's result as a map.
+func envMap(env []string) map[string]string {
+	m := map[string]string{}
+	for _, kv := range env {
+		name, value, _ := strings.Cut(kv, "=")
+		m[name] = value
 	}
-	for _, name := range sharedmain.ReconcilerEnv() {
-		if !set[name] {
-			t.Errorf("qpEnv lacks %s, which the reconciler sets", name)
+	return m
+}
+
+// TestQPEnvHasTheReconcilers: the benchmark runs queue-proxy with every
+// variable Knative's newest reconciler sets, so that it drifts with
+// neither; with Zipkin tracing, as the 1.15 reconciler sets it, there is no
+// OBSERVABILITY_CONFIG.
+func TestQPEnvHasTheReconcilers(t *testing.T) {
+	for _, mode := range []string{tracingOff, tracingZipkin, tracingOTLP} {
+		env := envMap(qpEnv(1, 2, 3, 4, 5, 6, 7, 0, true, false, tracing{mode: mode, rate: 1, sinkPort: 8}))
+		for _, name := range sharedmain.ReconcilerEnv() {
+			if _, ok := env[name]; !ok && !(mode == tracingZipkin && name == "OBSERVABILITY_CONFIG") {
+				t.Errorf("tracing %q: qpEnv lacks %s, which the reconciler sets", mode, name)
+			}
+		}
+	}
+}
+
+// TestQPEnvTracing: each tracing mode sets its generation's variables, to
+// the sink and at the rate, and none of the other generation's.
+func TestQPEnvTracing(t *testing.T) {
+	for _, tc := range []struct {
+		mode         string
+		metrics      bool
+		want         map[string]string // variables and their values
+		absent       []string
+		wantTracing  sharedmain.TracingConfig // OBSERVABILITY_CONFIG's, when set
+		wantRequests string                   // OBSERVABILITY_CONFIG requestMetrics.protocol
+	}{{
+		mode: tracingOff, metrics: true,
+		want:         map[string]string{"TRACING_CONFIG_BACKEND": "none", "SERVING_REQUEST_METRICS_BACKEND": "prometheus"},
+		absent:       []string{"TRACING_CONFIG_ZIPKIN_ENDPOINT", "TRACING_CONFIG_SAMPLE_RATE"},
+		wantTracing:  sharedmain.TracingConfig{Protocol: "none"},
+		wantRequests: "prometheus",
+	}, {
+		mode: tracingZipkin, metrics: true,
+		want: map[string]string{
+			"TRACING_CONFIG_BACKEND":          "zipkin",
+			"TRACING_CONFIG_ZIPKIN_ENDPOINT":  "http://127.0.0.1:8/api/v2/spans",
+			"TRACING_CONFIG_SAMPLE_RATE":      "0.25",
+			"TRACING_CONFIG_DEBUG":            "false",
+			"SERVING_REQUEST_METRICS_BACKEND": "prometheus",
+		},
+		absent: []string{"OBSERVABILITY_CONFIG", "QP_OBSERVABILITY_GENERATION"},
+	}, {
+		mode: tracingZipkin, metrics: false,
+		want:   map[string]string{"TRACING_CONFIG_BACKEND": "zipkin", "SERVING_REQUEST_METRICS_BACKEND": ""},
+		absent: []string{"OBSERVABILITY_CONFIG"},
+	}, {
+		mode: tracingOTLP, metrics: true,
+		want:         map[string]string{"TRACING_CONFIG_BACKEND": "none"},
+		absent:       []string{"TRACING_CONFIG_ZIPKIN_ENDPOINT", "TRACING_CONFIG_SAMPLE_RATE", "QP_OBSERVABILITY_GENERATION"},
+		wantTracing:  sharedmain.TracingConfig{Protocol: "http/protobuf", Endpoint: "http://127.0.0.1:8/v1/traces", SamplingRate: 0.25},
+		wantRequests: "prometheus",
+	}, {
+		mode: tracingOTLP, metrics: false,
+		wantTracing:  sharedmain.TracingConfig{Protocol: "http/protobuf", Endpoint: "http://127.0.0.1:8/v1/traces", SamplingRate: 0.25},
+		wantRequests: "none",
+	}} {
+		env := envMap(qpEnv(1, 2, 3, 4, 5, 6, 7, 0, tc.metrics, false, tracing{mode: tc.mode, rate: 0.25, sinkPort: 8}))
+		for name, want := range tc.want {
+			if got, ok := env[name]; !ok || got != want {
+				t.Errorf("tracing %q, metrics %v: %s = %q (set: %v), want %q", tc.mode, tc.metrics, name, got, ok, want)
+			}
+		}
+		for _, name := range tc.absent {
+			if v, ok := env[name]; ok {
+				t.Errorf("tracing %q, metrics %v: %s=%q is set", tc.mode, tc.metrics, name, v)
+			}
+		}
+		oc, ok := env["OBSERVABILITY_CONFIG"]
+		if !ok {
+			continue
+		}
+		cfg, err := sharedmain.ParseObservabilityConfig(oc)
+		if err != nil {
+			t.Errorf("tracing %q: OBSERVABILITY_CONFIG: %v", tc.mode, err)
+			continue
+		}
+		if cfg.Tracing != tc.wantTracing || cfg.RequestMetrics.Protocol != tc.wantRequests {
+			t.Errorf("tracing %q, metrics %v: OBSERVABILITY_CONFIG tracing %+v, requestMetrics %q; want %+v, %q",
+				tc.mode, tc.metrics, cfg.Tracing, cfg.RequestMetrics.Protocol, tc.wantTracing, tc.wantRequests)
+		}
+	}
+}
+
+func TestOptionsCheck(t *testing.T) {
+	for _, tc := range []struct {
+		o  options
+		ok bool
+	}{
+		{options{}, true},
+		{options{tracing: tracingZipkin, tracingRate: 1, sinkBin: "sink"}, true},
+		{options{tracing: tracingOTLP, tracingRate: 0, sinkBin: "sink"}, true},
+		{options{tracing: "otlp-grpc", tracingRate: 1, sinkBin: "sink"}, false},
+		{options{tracing: tracingOTLP, tracingRate: 1.5, sinkBin: "sink"}, false},
+		{options{tracing: tracingOTLP, tracingRate: math.NaN(), sinkBin: "sink"}, false},
+		{options{tracing: tracingZipkin, tracingRate: 1}, false},
+	} {
+		if err := tc.o.check(); (err == nil) != tc.ok {
+			t.Errorf("%+v: check() = %v, want ok %v", tc.o, err, tc.ok)
 		}
 	}
 }

@@ -10,10 +10,17 @@
 // It also measures, from /proc, each proxy's CPU time per 10k requests and
 // its idle and peak RSS, and the time from exec to the first 200 answer to
 // an activator probe.
+//
+// With -tracing, queue-proxy also traces, as either Knative generation
+// configures it, and exports its spans to a sink (hack/bench/spansink) that
+// runs on the load CPU and counts what it receives; the bare proxy never
+// traces, so it stays the reference.
 package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -39,7 +46,23 @@ type options struct {
 	proxyCPU, loadCPU          string
 	metrics                    bool
 	profile                    time.Duration
+	tracing                    string  // tracingOff, tracingZipkin or tracingOTLP
+	tracingRate                float64 // sampling rate
+	sinkBin                    string
 }
+
+// Tracing modes (-tracing).
+const (
+	tracingOff    = ""
+	tracingZipkin = "zipkin" // Knative 1.15: TRACING_CONFIG_*, no OBSERVABILITY_CONFIG
+	tracingOTLP   = "otlp"   // newest Knative: OBSERVABILITY_CONFIG tracing, http/protobuf
+)
+
+// spanFlushWait is how long the driver waits after the load runs before
+// reading the sink's counts, so that the spans queue-proxy still batches
+// reach it: its Zipkin reporter posts every second, its OTLP batch span
+// processor every 5 s (OTEL_BSP_SCHEDULE_DELAY's default).
+const spanFlushWait = 6 * time.Second
 
 func main() {
 	var o options
@@ -57,7 +80,14 @@ func main() {
 	flag.StringVar(&o.loadCPU, "load-cpu", "1", "CPU list (taskset) for wrk and the backend")
 	flag.BoolVar(&o.metrics, "metrics", true, "run queue-proxy with request metrics on (prometheus)")
 	flag.DurationVar(&o.profile, "profile", 0, "if > 0, also CPU-profile queue-proxy (CC=0, 16 conns) for this long and print the top costs")
+	flag.StringVar(&o.tracing, "tracing", tracingOff, `queue-proxy tracing: "" (off), "zipkin" (Knative 1.15's TRACING_CONFIG_*, 1.15 generation) or "otlp" (newest generation, OBSERVABILITY_CONFIG, http/protobuf)`)
+	flag.Float64Var(&o.tracingRate, "tracing-rate", 1, "sampling rate of -tracing, 0 to 1")
+	flag.StringVar(&o.sinkBin, "sink", "", "spans sink binary (hack/bench/spansink); needed with -tracing")
 	flag.Parse()
+	if err := o.check(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -68,6 +98,24 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+}
+
+// check rejects settings the benchmark cannot run with.
+func (o *options) check() error {
+	switch o.tracing {
+	case tracingOff:
+		return nil
+	case tracingZipkin, tracingOTLP:
+	default:
+		return fmt.Errorf("-tracing %q is not %q, %q or %q", o.tracing, tracingOff, tracingZipkin, tracingOTLP)
+	}
+	if !(o.tracingRate >= 0 && o.tracingRate <= 1) {
+		return fmt.Errorf("-tracing-rate %v is not between 0 and 1", o.tracingRate)
+	}
+	if o.sinkBin == "" {
+		return errors.New("-tracing needs -sink, the spans sink binary")
+	}
+	return nil
 }
 
 // load is one way of driving a target.
@@ -100,6 +148,9 @@ type bench struct {
 	o        options
 	children []*child
 	raw      *os.File
+	sink     *child // the spans sink; nil without tracing
+	// tracedRequests counts the requests wrk sent to tracing queue-proxies.
+	tracedRequests int64
 }
 
 func (b *bench) run(ctx context.Context) error {
@@ -113,6 +164,13 @@ func (b *bench) run(ctx context.Context) error {
 	defer raw.Close()
 	b.raw = raw
 	started, loadBefore := time.Now(), loadavg()
+
+	if b.o.tracing != tracingOff {
+		// Before any queue-proxy starts, as each one exports to it.
+		if b.sink, err = b.startSink(); err != nil {
+			return err
+		}
+	}
 
 	// Startup times first, while nothing else of ours runs.
 	logf("measuring startup (%d starts per target)", b.o.startupReps)
@@ -166,6 +224,13 @@ func (b *bench) run(ctx context.Context) error {
 		idle[c] = rss
 	}
 
+	var sinkBefore sinkStats // what startup and idle probes exported
+	if b.sink != nil {
+		if sinkBefore, err = b.sinkStats(); err != nil {
+			return err
+		}
+	}
+
 	logf("warming up")
 	for _, tg := range targets {
 		if b.o.reps == 0 {
@@ -206,6 +271,20 @@ func (b *bench) run(ctx context.Context) error {
 		}
 		peak[c] = p
 	}
+	var sink *sinkReport
+	if b.sink != nil {
+		logf("waiting %v for queue-proxy to export its last spans", spanFlushWait)
+		time.Sleep(spanFlushWait)
+		after, err := b.sinkStats()
+		if err != nil {
+			return err
+		}
+		cpu, err := cpuSeconds(b.sink.cmd.Process.Pid)
+		if err != nil {
+			return err
+		}
+		sink = &sinkReport{before: sinkBefore, after: after, requests: b.tracedRequests, cpu: cpu}
+	}
 	sizes := map[string]int64{}
 	for name, path := range map[string]string{"bare": b.o.bareBin, "qp": b.o.qpBin} {
 		fi, err := os.Stat(path)
@@ -220,6 +299,7 @@ func (b *bench) run(ctx context.Context) error {
 		idle:  map[string]int64{"bare proxy": idle[bare], "queue-proxy CC=0": idle[qp0], "queue-proxy CC=10": idle[qp10]},
 		peak:  map[string]int64{"bare proxy": peak[bare], "queue-proxy CC=0": peak[qp0], "queue-proxy CC=10": peak[qp10]},
 		sizes: sizes, elapsed: time.Since(started), loadavg: [2]string{loadBefore, loadavg()},
+		sink: sink,
 	}
 	text := rep.String()
 	fmt.Print(text)
@@ -267,6 +347,9 @@ func (b *bench) runWrk(ctx context.Context, tg *target, l load, d time.Duration)
 		}
 		if s.requests > 0 {
 			s.cpuPer10k = (cpu1 - cpu0) / float64(s.requests) * 1e4
+		}
+		if tg.proc.traced {
+			b.tracedRequests += s.requests
 		}
 	}
 	return s, nil
@@ -367,6 +450,7 @@ type child struct {
 	port          int // the port traffic goes to
 	profilingPort int
 	probeURL      string
+	traced        bool // a queue-proxy exporting spans to the sink
 	done          chan struct{}
 }
 
@@ -433,12 +517,50 @@ func (b *bench) launchQP(backendPort, cc int, profiling bool) (*child, error) {
 		}
 		ports[i] = p
 	}
-	env := qpEnv(ports[0], ports[1], backendPort, ports[2], ports[3], ports[4], ports[5], cc, b.o.metrics, profiling)
+	tr := tracing{mode: b.o.tracing, rate: b.o.tracingRate}
+	if b.sink != nil {
+		tr.sinkPort = b.sink.port
+	}
+	env := qpEnv(ports[0], ports[1], backendPort, ports[2], ports[3], ports[4], ports[5], cc, b.o.metrics, profiling, tr)
 	c, err := b.launch(fmt.Sprintf("queue-proxy cc=%d", cc), b.o.proxyCPU, b.o.qpBin, nil, env, ports[0])
 	if c != nil {
 		c.profilingPort = ports[5]
+		c.traced = tr.mode != tracingOff
 	}
 	return c, err
+}
+
+// startSink starts the spans sink on the load CPU, where the collector's
+// work competes with wrk and the backend rather than with the proxies.
+func (b *bench) startSink() (*child, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	return b.ready(b.launch("spans sink", b.o.loadCPU, b.o.sinkBin,
+		[]string{"-addr", fmt.Sprintf("127.0.0.1:%d", port)}, baseEnv(), port))
+}
+
+// sinkStats is what the spans sink has received (its GET answer).
+type sinkStats struct {
+	Posts  int64 `json:"posts"`  // exports accepted
+	Bytes  int64 `json:"bytes"`  // their body bytes
+	Spans  int64 `json:"spans"`  // spans in them
+	Errors int64 `json:"errors"` // exports it could not parse
+}
+
+// sinkStats asks the spans sink for its counts.
+func (b *bench) sinkStats() (sinkStats, error) {
+	var st sinkStats
+	resp, err := probeClient.Get(fmt.Sprintf("http://127.0.0.1:%d/", b.sink.port))
+	if err != nil {
+		return st, fmt.Errorf("spans sink: %w", err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return st, fmt.Errorf("spans sink: %w", err)
+	}
+	return st, nil
 }
 
 // start* launch a long-running target and wait until it answers.
@@ -540,14 +662,38 @@ func baseEnv() []string {
 	return []string{"PATH=" + os.Getenv("PATH")}
 }
 
+// tracing is how queue-proxy traces: the mode (-tracing), the sampling
+// rate and the port of the spans sink it exports to.
+type tracing struct {
+	mode     string
+	rate     float64
+	sinkPort int
+}
+
 // qpEnv is the environment Knative's reconciler gives queue-proxy, on the
 // given ports, with request metrics (both generations' switches) on or off
-// and tracing off.
-func qpEnv(main, tls, user, admin, metricsPort, prometheus, profiling, cc int, metrics, profilingOn bool) []string {
+// and tracing as tr says:
+//
+//   - off: OBSERVABILITY_CONFIG with tracing.protocol none and
+//     TRACING_CONFIG_BACKEND=none; the newest generation.
+//   - zipkin: as Knative 1.15's reconciler sets it, without
+//     OBSERVABILITY_CONFIG, so that queue-proxy runs the 1.15 generation
+//     (QP_OBSERVABILITY_GENERATION auto): TRACING_CONFIG_BACKEND=zipkin
+//     to the sink's /api/v2/spans at TRACING_CONFIG_SAMPLE_RATE, and
+//     request metrics by the 1.15 switch, SERVING_REQUEST_METRICS_BACKEND
+//     (so they are the 1.15 generation's metrics, not the newest's).
+//   - otlp: OBSERVABILITY_CONFIG's tracing is http/protobuf to the sink's
+//     /v1/traces at samplingRate, next to the same requestMetrics as off.
+func qpEnv(main, tls, user, admin, metricsPort, prometheus, profiling, cc int, metrics, profilingOn bool, tr tracing) []string {
 	requestMetrics := "none"
 	backend := ""
 	if metrics {
 		requestMetrics, backend = "prometheus", "prometheus"
+	}
+	rate := strconv.FormatFloat(tr.rate, 'g', -1, 64)
+	tracingConfig := `{"protocol":"none"}`
+	if tr.mode == tracingOTLP {
+		tracingConfig = fmt.Sprintf(`{"protocol":"http/protobuf","endpoint":"http://127.0.0.1:%d/v1/traces","samplingRate":%s}`, tr.sinkPort, rate)
 	}
 	env := map[string]string{
 		"SERVING_NAMESPACE":                       "default",
@@ -576,7 +722,7 @@ func qpEnv(main, tls, user, admin, metricsPort, prometheus, profiling, cc int, m
 		"QUEUE_PROXY_TLS_CIPHER_SUITES":           "",
 		"QUEUE_PROXY_TLS_CURVE_PREFERENCES":       "",
 		"ENABLE_MULTI_CONTAINER_PROBES":           "false",
-		"OBSERVABILITY_CONFIG":                    `{"tracing":{"protocol":"none"},"metrics":{"protocol":"none"},"runtime":{"profiling":"disabled","exportInterval":15000000000},"requestMetrics":{"protocol":"` + requestMetrics + `"}}`,
+		"OBSERVABILITY_CONFIG":                    `{"tracing":` + tracingConfig + `,"metrics":{"protocol":"none"},"runtime":{"profiling":"disabled","exportInterval":15000000000},"requestMetrics":{"protocol":"` + requestMetrics + `"}}`,
 		"SERVING_REQUEST_METRICS_BACKEND":         backend,
 		"TRACING_CONFIG_BACKEND":                  "none",
 		"QP_ADMIN_PORT":                           strconv.Itoa(admin),
@@ -584,6 +730,13 @@ func qpEnv(main, tls, user, admin, metricsPort, prometheus, profiling, cc int, m
 		"METRICS_PROMETHEUS_PORT":                 strconv.Itoa(prometheus),
 		"PROFILING_PORT":                          strconv.Itoa(profiling),
 		"ENABLE_PROFILING":                        strconv.FormatBool(profilingOn),
+	}
+	if tr.mode == tracingZipkin {
+		delete(env, "OBSERVABILITY_CONFIG")
+		env["TRACING_CONFIG_BACKEND"] = "zipkin"
+		env["TRACING_CONFIG_ZIPKIN_ENDPOINT"] = fmt.Sprintf("http://127.0.0.1:%d/api/v2/spans", tr.sinkPort)
+		env["TRACING_CONFIG_SAMPLE_RATE"] = rate
+		env["TRACING_CONFIG_DEBUG"] = "false"
 	}
 	l := baseEnv()
 	for k, v := range env {

@@ -30,7 +30,50 @@ type report struct {
 	idle, peak map[string]int64               // target name -> bytes
 	sizes      map[string]int64               // "bare", "qp" -> bytes
 	elapsed    time.Duration
-	loadavg    [2]string // /proc/loadavg before and after
+	loadavg    [2]string   // /proc/loadavg before and after
+	sink       *sinkReport // nil without tracing
+}
+
+// sinkReport is what the spans sink received: before the warm-up (from the
+// startup measurements and idle probes) and at the end, and the requests
+// wrk sent to the tracing queue-proxies in between.
+type sinkReport struct {
+	before, after sinkStats
+	requests      int64
+	cpu           float64 // the sink's CPU-seconds, taken from the load CPU
+}
+
+// tracingTitle names the tracing mode and rate, for the report's title.
+func tracingTitle(o options) string {
+	if o.tracing == tracingOff {
+		return "tracing off"
+	}
+	return fmt.Sprintf("tracing %s, sampling rate %g", o.tracing, o.tracingRate)
+}
+
+// tracingSetup says how queue-proxy was told to trace.
+func tracingSetup(o options) string {
+	switch o.tracing {
+	case tracingZipkin:
+		return fmt.Sprintf("queue-proxy traces as Knative 1.15 sets it up (TRACING_CONFIG_BACKEND=zipkin, TRACING_CONFIG_SAMPLE_RATE=%g, no OBSERVABILITY_CONFIG: the 1.15 generation, request metrics included) to a spans sink on CPU %s; the bare proxy does not trace", o.tracingRate, o.loadCPU)
+	case tracingOTLP:
+		return fmt.Sprintf("queue-proxy traces as the newest Knative sets it up (OBSERVABILITY_CONFIG tracing: http/protobuf, samplingRate %g) to a spans sink on CPU %s; the bare proxy does not trace", o.tracingRate, o.loadCPU)
+	}
+	return "tracing off"
+}
+
+// String renders the sink's counts: totals, and per request during the
+// load runs.
+func (s *sinkReport) String() string {
+	a := s.after
+	text := fmt.Sprintf("Spans sink: %d posts, %d bytes, %d spans (%d rejected as malformed), in all, using %.1f CPU-seconds on the load CPU",
+		a.Posts, a.Bytes, a.Spans, a.Errors, s.cpu)
+	if s.requests == 0 {
+		return text + ".\n"
+	}
+	n := float64(s.requests)
+	return text + fmt.Sprintf("; during the load runs (warm-up included) %.2f spans and %.0f bytes per request to queue-proxy, over %d requests.\n",
+		float64(a.Spans-s.before.Spans)/n, float64(a.Bytes-s.before.Bytes)/n, s.requests)
 }
 
 // med is the per-figure median of a cell's samples.
@@ -61,11 +104,14 @@ func (r *report) String() string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 
-	w("# queue-proxy whole-process benchmark\n\n")
+	w("# queue-proxy whole-process benchmark (%s)\n\n", tracingTitle(r.o))
 	w("%s, %d CPUs, %s; load average %s before, %s after. Proxies pinned to CPU %s, wrk (1 thread, HTTP/1.1 keep-alive) and the backend to CPU %s. ",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), runtime.Version(), r.loadavg[0], r.loadavg[1], r.o.proxyCPU, r.o.loadCPU)
-	w("%d × %v per cell, targets in rotating order, medians shown; request metrics %s; took %v.\n\n",
-		r.o.reps, r.o.duration, onOff(r.o.metrics), r.elapsed.Round(time.Second))
+	w("%d × %v per cell, targets in rotating order, medians shown; request metrics %s; %s; took %v.\n\n",
+		r.o.reps, r.o.duration, onOff(r.o.metrics), tracingSetup(r.o), r.elapsed.Round(time.Second))
+	if r.sink != nil {
+		w("%s\n", r.sink)
+	}
 
 	w("| load | target | req/s | p50 | p90 | p99 | proxy CPU s / 10k req | errors |\n")
 	w("|---|---|--:|--:|--:|--:|--:|--:|\n")
@@ -105,7 +151,11 @@ func (r *report) String() string {
 		fmtRatio(float64(r.peak[qp0Name])/float64(r.peak[bareName])),
 		fmtRatio(float64(r.sizes["qp"])/float64(r.sizes["bare"])))
 
-	w("\nTargets (issue 6):\n\n")
+	w("\nTargets (issue 6")
+	if r.o.tracing != tracingOff {
+		w("; set for queue-proxy without tracing")
+	}
+	w("):\n\n")
 	c16, c64 := r.loads[0].name, r.loads[1].name
 	b16, q16 := r.median(c16, bareName), r.median(c16, qp0Name)
 	b64, q64 := r.median(c64, bareName), r.median(c64, qp0Name)

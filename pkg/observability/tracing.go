@@ -191,7 +191,7 @@ type spanTransport struct {
 	opts     []trace.StartOption
 	rootOpts []trace.StartOption // nil: requests without a span pass untouched
 	semconv  bool
-	w3cOnly bool
+	w3cOnly  bool
 }
 
 // CloseIdleConnections forwards to base, so that callers that close idle

@@ -63,37 +63,30 @@ func ochttpAttrs(attrs []trace.Attribute, r *http.Request, host string) []trace.
 }
 
 // ochttpStatus is ochttp's span status for an HTTP status: an OpenCensus
-// (gRPC) code and its name as the message, "OK" for 2xx and 3xx.
+// (gRPC) code and its name as the message; "OK" for the 2xx and 3xx codes
+// not in ochttpCodes, UNKNOWN for the others.
 func ochttpStatus(code int) trace.Status {
-	c := int32(trace.StatusCodeOK)
-	if code < 200 || code >= 400 {
+	c, ok := ochttpCodes[code]
+	if !ok && (code < 200 || code >= 400) {
 		c = trace.StatusCodeUnknown
 	}
-	switch code {
-	case 499:
-		c = trace.StatusCodeCancelled
-	case http.StatusBadRequest, http.StatusUnprocessableEntity:
-		c = trace.StatusCodeInvalidArgument
-	case http.StatusGatewayTimeout:
-		c = trace.StatusCodeDeadlineExceeded
-	case http.StatusNotFound:
-		c = trace.StatusCodeNotFound
-	case http.StatusForbidden:
-		c = trace.StatusCodePermissionDenied
-	case http.StatusUnauthorized:
-		c = trace.StatusCodeUnauthenticated
-	case http.StatusTooManyRequests:
-		c = trace.StatusCodeResourceExhausted
-	case http.StatusNotImplemented:
-		c = trace.StatusCodeUnimplemented
-	case http.StatusServiceUnavailable:
-		c = trace.StatusCodeUnavailable
-	case http.StatusOK:
-		c = trace.StatusCodeOK
-	case http.StatusConflict:
-		c = trace.StatusCodeAlreadyExists
-	}
 	return trace.Status{Code: c, Message: canonicalCode(c)}
+}
+
+// ochttpCodes are the HTTP statuses ochttp maps to a code of their own.
+var ochttpCodes = map[int]int32{
+	http.StatusOK:                  trace.StatusCodeOK,
+	http.StatusBadRequest:          trace.StatusCodeInvalidArgument,
+	http.StatusUnauthorized:        trace.StatusCodeUnauthenticated,
+	http.StatusForbidden:           trace.StatusCodePermissionDenied,
+	http.StatusNotFound:            trace.StatusCodeNotFound,
+	http.StatusConflict:            trace.StatusCodeAlreadyExists,
+	http.StatusUnprocessableEntity: trace.StatusCodeInvalidArgument,
+	http.StatusTooManyRequests:     trace.StatusCodeResourceExhausted,
+	499:                            trace.StatusCodeCancelled, // client closed request
+	http.StatusNotImplemented:      trace.StatusCodeUnimplemented,
+	http.StatusServiceUnavailable:  trace.StatusCodeUnavailable,
+	http.StatusGatewayTimeout:      trace.StatusCodeDeadlineExceeded,
 }
 
 // semconvMethod returns http.request.method's value for m (a standard

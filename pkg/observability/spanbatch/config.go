@@ -47,8 +47,8 @@ type Config struct {
 	// SDK caps it, to min(DefaultMaxExportBatchSize, MaxQueueSize).
 	MaxExportBatchSize int
 	// ScheduleDelay is the longest a span waits for a batch to fill; the
-	// timer restarts after every export, as in the SDK. It also spaces the
-	// OnDrop reports. <= 0: DefaultScheduleDelay.
+	// timer restarts after every export, as in the SDK. It is also the
+	// least time between two OnDrop calls. <= 0: DefaultScheduleDelay.
 	ScheduleDelay time.Duration
 	// ExportTimeout bounds each export through its context's deadline
 	// (wall-clock, so that exporters can pass it on). 0:
@@ -58,10 +58,15 @@ type Config struct {
 	// clock.
 	Clock clock.Clock
 	// OnDrop, when set, is told how many spans were dropped since its last
-	// call and in total. It is called from the processor's goroutine, at
-	// most once per ScheduleDelay and once more as that goroutine exits
-	// (before Shutdown returns nil), and only when the count grew. Spans
-	// dropped after the goroutine exited are only counted (Dropped).
+	// call and in total. A goroutine of the Processor's own calls it,
+	// independently of the exports (a hung export does not delay it),
+	// never concurrently with itself, and only when the count grew: at
+	// once when a span is dropped, unless the last call returned less than
+	// ScheduleDelay ago; then once that ScheduleDelay has passed, for all
+	// the drops since. A last call comes before Shutdown returns (see
+	// Processor.Shutdown); spans dropped after that are only counted
+	// (Dropped). OnDrop should return promptly, as Shutdown waits for it,
+	// and must not call Shutdown.
 	OnDrop func(dropped, total uint64)
 }
 

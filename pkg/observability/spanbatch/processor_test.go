@@ -3,10 +3,13 @@ package spanbatch
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -122,13 +125,19 @@ func shutdown(t *testing.T, p *Processor) {
 	}
 }
 
-// drops records OnDrop calls.
+// drops records OnDrop calls, and whether two ever overlapped.
 type drops struct {
-	mu    sync.Mutex
-	calls [][2]uint64
+	mu          sync.Mutex
+	calls       [][2]uint64
+	busy        atomic.Bool
+	overlapping atomic.Bool
 }
 
 func (d *drops) onDrop(n, total uint64) {
+	if d.busy.Swap(true) {
+		d.overlapping.Store(true)
+	}
+	defer d.busy.Store(false)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.calls = append(d.calls, [2]uint64{n, total})
@@ -138,6 +147,39 @@ func (d *drops) get() [][2]uint64 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return slices.Clone(d.calls)
+}
+
+// check checks the calls so far against the contract, whatever their
+// timing: never concurrent, each with a count that grew by n > 0, and at
+// most max of them. It returns the last total (0 without calls).
+func (d *drops) check(t *testing.T, max int) uint64 {
+	t.Helper()
+	calls := d.get()
+	if d.overlapping.Load() {
+		t.Error("concurrent OnDrop calls")
+	}
+	if len(calls) > max {
+		t.Errorf("OnDrop calls = %v, want at most %d", calls, max)
+	}
+	var total uint64
+	for _, c := range calls {
+		if c[0] == 0 || c[1] != total+c[0] {
+			t.Errorf("OnDrop calls = %v: (%d, %d) after total %d", calls, c[0], c[1], total)
+		}
+		total = c[1]
+	}
+	return total
+}
+
+// settled waits until OnDrop was called exactly as want says and the
+// clock has cooling waiters (1 while the reporter waits ScheduleDelay
+// after a call, 0 once it waits for a drop; the goroutine's timer must
+// be stopped, as it is during a size export).
+func (d *drops) settled(t *testing.T, fc *clocktesting.FakeClock, want [][2]uint64, cooling int) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("OnDrop calls %v, %d clock waiters", want, cooling), func() bool {
+		return slices.Equal(d.get(), want) && fc.Waiters() == cooling
+	})
 }
 
 func TestBatchSizeAndScheduleDelay(t *testing.T) {
@@ -261,7 +303,9 @@ func TestFullQueueNeverBlocks(t *testing.T) {
 			}
 
 			// Shutdown exports the first batch and the queued spans, in
-			// batches, and reports the drops once.
+			// batches. The first drop was reported at once, with what was
+			// counted by then; the fake clock stands still, so the rest
+			// waited for Shutdown's last call.
 			shut := make(chan error, 1)
 			go func() { shut <- p.Shutdown(context.Background()) }()
 			var got []string
@@ -278,75 +322,218 @@ func TestFullQueueNeverBlocks(t *testing.T) {
 			if want := names(0, tc.batch+queued); !slices.Equal(got, want) {
 				t.Errorf("exported %v, want %v", got, want)
 			}
-			var wantCalls [][2]uint64
-			if wantDropped > 0 {
-				wantCalls = [][2]uint64{{wantDropped, wantDropped}}
-			}
-			if calls := d.get(); !slices.Equal(calls, wantCalls) {
-				t.Errorf("OnDrop calls = %v, want %v", calls, wantCalls)
+			if last := d.check(t, 2); last != wantDropped {
+				t.Errorf("OnDrop calls = %v, want the last total %d", d.get(), wantDropped)
 			}
 		})
 	}
 }
 
-// TestDropReports checks that drops are reported at most once per
-// schedule delay, not per span, and that spans after Shutdown are counted.
-func TestDropReports(t *testing.T) {
-	t0 := time.Unix(1000, 0)
-	fc := clocktesting.NewFakeClock(t0)
-	exp := newChanExporter(fc)
-	var d drops
+// blockingExporter's exports hang, ignoring their context, until the test
+// closes release: a collector that accepts connections and never answers,
+// behind a client that does not give up.
+type blockingExporter struct {
+	entered  chan []string // each export's span names
+	release  chan struct{}
+	returned atomic.Int32
+}
+
+func newBlockingExporter() *blockingExporter {
+	return &blockingExporter{entered: make(chan []string, 16), release: make(chan struct{})}
+}
+
+func (e *blockingExporter) export(_ context.Context, sds []*trace.SpanData) error {
+	var b []string
+	for _, sd := range sds {
+		b = append(b, sd.Name)
+	}
+	e.entered <- b
+	<-e.release
+	e.returned.Add(1)
+	return nil
+}
+
+// next receives the span names of the next export to start.
+func (e *blockingExporter) next(t *testing.T) []string {
+	t.Helper()
+	select {
+	case b := <-e.entered:
+		return b
+	case <-time.After(guard):
+		t.Fatal("no export")
+		return nil
+	}
+}
+
+// hang starts a Processor whose queue of 4 is full while its goroutine
+// hangs in the export of 0-1; 2-5 are queued, and the next span drops.
+func hang(t *testing.T, fc *clocktesting.FakeClock, d *drops) (*Processor, *blockingExporter) {
+	t.Helper()
+	e := newBlockingExporter()
 	p := New(Config{
-		MaxQueueSize: 4, MaxExportBatchSize: 3,
+		MaxQueueSize: 4, MaxExportBatchSize: 2,
 		ScheduleDelay: delay, ExportTimeout: NoExportTimeout, Clock: fc, OnDrop: d.onDrop,
-	}, exp.export, nil)
-	expect := func(want []string, at time.Duration, calls ...[2]uint64) {
-		t.Helper()
-		b := exp.next(t)
-		if !slices.Equal(b.names, want) || !b.at.Equal(t0.Add(at)) {
-			t.Fatalf("export = %v at %v, want %v at %v", b.names, b.at, want, t0.Add(at))
+	}, e.export, func(err error) { t.Errorf("export error: %v", err) })
+	send(p, spans(0, 2))
+	if got := e.next(t); !slices.Equal(got, names(0, 2)) {
+		t.Fatalf("export = %v, want %v", got, names(0, 2))
+	}
+	send(p, spans(2, 6))
+	return p, e
+}
+
+// TestDropReportsWhileExportHangs checks that drops are reported while an
+// export hangs: the first at once, then at most once per schedule delay,
+// and only when more spans were dropped.
+func TestDropReportsWhileExportHangs(t *testing.T) {
+	fc := clocktesting.NewFakeClock(time.Unix(1000, 0))
+	var d drops
+	p, e := hang(t, fc, &d)
+	sent := 6
+	steps := []struct {
+		name    string
+		drop    int           // spans sent to the full queue
+		advance time.Duration // then the clock moves
+		want    [2]uint64     // the call that follows; zero: none
+		cooling bool          // the reporter waits ScheduleDelay after
+	}{
+		{name: "the first drop at once", drop: 1, want: [2]uint64{1, 1}, cooling: true},
+		{name: "drops within the delay wait", drop: 2, advance: delay - time.Nanosecond, cooling: true},
+		{name: "reported when it ends", advance: time.Nanosecond, want: [2]uint64{2, 3}, cooling: true},
+		{name: "no drops within the delay: no call", advance: delay},
+		{name: "the next drop at once", drop: 1, want: [2]uint64{1, 4}, cooling: true},
+		{name: "and the next ones a delay later", drop: 3, advance: delay, want: [2]uint64{3, 7}, cooling: true},
+		{name: "again no call without drops", advance: delay},
+	}
+	var want [][2]uint64
+	for _, st := range steps {
+		send(p, spans(sent, sent+st.drop))
+		sent += st.drop
+		fc.Step(st.advance)
+		if st.want != ([2]uint64{}) {
+			want = append(want, st.want)
 		}
-		// A report comes before the export it precedes, so this is exact.
-		if got := d.get(); !slices.Equal(got, calls) {
-			t.Fatalf("OnDrop calls = %v, want %v", got, calls)
+		cooling := 0
+		if st.cooling {
+			cooling = 1
+		}
+		d.settled(t, fc, want, cooling)
+		if n := e.returned.Load(); n != 0 {
+			t.Fatalf("%s: %d exports returned, want the first hanging", st.name, n)
 		}
 	}
 
-	// Phase 1: 0-2 block the exporter, 3-6 fill the queue, 7-12 drop.
-	send(p, spans(0, 3))
-	eventually(t, "the first batch taken", func() bool { return len(p.queue) == 0 })
-	send(p, spans(3, 13))
-	expect(names(0, 3), 0)
-	expect(names(3, 6), 0) // a size export before the delay: no report
-	idle(t, p, fc)
-	fc.Step(delay)
-	expect(names(6, 7), delay, [2]uint64{6, 6})
-
-	// Phase 2, half a delay later: 13-15 block the exporter, 16-19 fill
-	// the queue, 20-21 drop; the size exports are too soon for a report.
-	idle(t, p, fc)
-	fc.Step(delay / 2)
-	send(p, spans(13, 16))
-	eventually(t, "the batch taken", func() bool { return len(p.queue) == 0 })
-	send(p, spans(16, 22))
-	expect(names(13, 16), delay*3/2, [2]uint64{6, 6})
-	expect(names(16, 19), delay*3/2, [2]uint64{6, 6})
-	idle(t, p, fc)
-	fc.Step(delay - time.Nanosecond)
-	if fc.Waiters() != 1 {
-		t.Fatal("the schedule delay fired early")
-	}
-	fc.Step(time.Nanosecond)
-	expect(names(19, 20), delay*5/2, [2]uint64{6, 6}, [2]uint64{2, 8})
-
-	// Phase 3: after Shutdown spans are counted, not reported.
+	// Drops pending at Shutdown make its last call, before it returns;
+	// the queued spans are exported. Later spans are only counted.
+	send(p, spans(sent, sent+2))
+	close(e.release)
 	shutdown(t, p)
-	send(p, spans(22, 25))
-	if got := p.Dropped(); got != 11 {
-		t.Errorf("Dropped() = %d, want 11", got)
+	want = append(want, [2]uint64{2, 9})
+	if got := d.get(); !slices.Equal(got, want) {
+		t.Errorf("OnDrop calls at Shutdown = %v, want %v", got, want)
 	}
-	if got, want := d.get(), [][2]uint64{{6, 6}, {2, 8}}; !slices.Equal(got, want) {
-		t.Errorf("OnDrop calls = %v, want %v", got, want)
+	for _, w := range [][]string{names(2, 4), names(4, 6)} {
+		if got := e.next(t); !slices.Equal(got, w) {
+			t.Errorf("export = %v, want %v", got, w)
+		}
+	}
+	send(p, spans(0, 3))
+	if got := p.Dropped(); got != 12 {
+		t.Errorf("Dropped() = %d, want 12", got)
+	}
+	if got := d.get(); !slices.Equal(got, want) {
+		t.Errorf("OnDrop calls after Shutdown = %v, want %v", got, want)
+	}
+	d.check(t, len(want))
+}
+
+// TestShutdownReportsWhileExportHangs checks that a Shutdown whose context
+// ends while an export hangs reports the drops counted so far before it
+// returns, and leaves no goroutine behind but the hanging export's.
+func TestShutdownReportsWhileExportHangs(t *testing.T) {
+	tests := []struct {
+		name    string
+		ctx     func() (context.Context, context.CancelFunc)
+		err     error
+		pending int // spans dropped while the reporter waits ScheduleDelay
+	}{
+		{
+			name: "cancelled, drops pending",
+			ctx: func() (context.Context, context.CancelFunc) {
+				ctx, cancel := context.WithCancel(context.Background())
+				cancel()
+				return ctx, cancel
+			},
+			err:     context.Canceled,
+			pending: 2,
+		},
+		{
+			name: "short deadline, drops pending",
+			ctx: func() (context.Context, context.CancelFunc) {
+				return context.WithTimeout(context.Background(), time.Millisecond)
+			},
+			err:     context.DeadlineExceeded,
+			pending: 3,
+		},
+		{
+			name: "cancelled, all reported",
+			ctx: func() (context.Context, context.CancelFunc) {
+				ctx, cancel := context.WithCancel(context.Background())
+				cancel()
+				return ctx, cancel
+			},
+			err: context.Canceled,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			others := goleak.IgnoreCurrent()
+			fc := clocktesting.NewFakeClock(time.Unix(1000, 0))
+			var d drops
+			p, e := hang(t, fc, &d)
+			send(p, spans(6, 7))
+			d.settled(t, fc, [][2]uint64{{1, 1}}, 1)
+			send(p, spans(7, 7+tc.pending))
+			want := [][2]uint64{{1, 1}}
+			if tc.pending > 0 {
+				want = append(want, [2]uint64{uint64(tc.pending), uint64(1 + tc.pending)})
+			}
+
+			ctx, cancel := tc.ctx()
+			defer cancel()
+			if err := p.Shutdown(ctx); !errors.Is(err, tc.err) {
+				t.Fatalf("Shutdown() = %v, want %v", err, tc.err)
+			}
+			if got := d.get(); !slices.Equal(got, want) {
+				t.Errorf("OnDrop calls at Shutdown = %v, want %v", got, want)
+			}
+			if n := fc.Waiters(); n != 0 {
+				t.Errorf("%d clock waiters after Shutdown, want 0", n)
+			}
+			if err := goleak.Find(others, goleak.IgnoreAnyFunction(
+				"github.com/queue-proxy/queue-proxy/pkg/observability/spanbatch.(*blockingExporter).export",
+			)); err != nil {
+				t.Errorf("goroutines besides the hanging export: %v", err)
+			}
+			if n := e.returned.Load(); n != 0 {
+				t.Fatalf("%d exports returned, want the first hanging", n)
+			}
+
+			// Spans dropped after Shutdown returned, by ExportSpan or by
+			// the abandoned goroutine (2-5, queued), are only counted.
+			send(p, spans(0, 3))
+			close(e.release)
+			shutdown(t, p)
+			if got, want := p.Dropped(), uint64(1+tc.pending+3+4); got != want {
+				t.Errorf("Dropped() = %d, want %d", got, want)
+			}
+			if got := d.get(); !slices.Equal(got, want) {
+				t.Errorf("OnDrop calls after Shutdown = %v, want %v", got, want)
+			}
+			if err := goleak.Find(others); err != nil {
+				t.Errorf("goroutines left: %v", err)
+			}
+		})
 	}
 }
 
@@ -414,19 +601,44 @@ func TestShutdownFlushes(t *testing.T) {
 }
 
 // TestShutdownRace checks that every span sent while Shutdown runs is
-// either exported or counted as dropped.
+// either exported or counted as dropped, and that OnDrop, racing with
+// drops, clock steps and Shutdown, keeps its contract and has reported
+// every drop counted before Shutdown began by the time it returns.
 func TestShutdownRace(t *testing.T) {
+	fc := clocktesting.NewFakeClock(time.Unix(1000, 0))
 	var r recorder
-	p := New(Config{MaxQueueSize: 64, MaxExportBatchSize: 8}, r.export, nil)
+	var d drops
+	p := New(Config{MaxQueueSize: 64, MaxExportBatchSize: 8, ScheduleDelay: delay, Clock: fc, OnDrop: d.onDrop}, r.export, nil)
+	stepped := make(chan struct{})
+	stop := make(chan struct{})
+	go func() {
+		defer close(stepped)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				fc.Step(delay)
+				runtime.Gosched()
+			}
+		}
+	}()
 	const senders, each = 4, 500
 	var wg sync.WaitGroup
 	for range senders {
 		wg.Go(func() { send(p, spans(0, each)) })
 	}
+	before := p.Dropped()
 	shutdown(t, p)
+	after := p.Dropped()
 	wg.Wait()
+	close(stop)
+	<-stepped
 	if got := uint64(r.spans) + p.Dropped(); got != senders*each {
 		t.Errorf("exported %d + dropped %d = %d, want %d", r.spans, p.Dropped(), got, senders*each)
+	}
+	if last := d.check(t, math.MaxInt); last < before || last > after {
+		t.Errorf("OnDrop's last total = %d, want %d..%d", last, before, after)
 	}
 }
 
@@ -470,13 +682,14 @@ func TestShutdownDeadlineWithHungExporter(t *testing.T) {
 		t.Fatalf("Shutdown() = %v, want %v", err, context.DeadlineExceeded)
 	}
 	// The hung export was cancelled; waiting again ends once the goroutine
-	// has counted the rest as dropped.
+	// has counted the rest as dropped. Nothing was dropped before the
+	// first Shutdown returned, so nothing was reported.
 	shutdown(t, p)
 	if got := p.Dropped(); got != 5 {
 		t.Errorf("Dropped() = %d, want 5", got)
 	}
-	if got, want := d.get(), [][2]uint64{{5, 5}}; !slices.Equal(got, want) {
-		t.Errorf("OnDrop calls = %v, want %v", got, want)
+	if got := d.get(); len(got) != 0 {
+		t.Errorf("OnDrop calls = %v, want none", got)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -525,7 +738,6 @@ func TestExportTimeout(t *testing.T) {
 // parallel callers, who drop most spans as they outrun the goroutine.
 func BenchmarkExportSpan(b *testing.B) {
 	sd := &trace.SpanData{Name: "span"}
-	discard := func(context.Context, []*trace.SpanData) error { return nil }
 	report := func(b *testing.B, p *Processor, before uint64) {
 		b.ReportMetric(float64(p.Dropped()-before)/float64(b.N), "drops/op")
 	}
@@ -547,25 +759,53 @@ func BenchmarkExportSpan(b *testing.B) {
 		_ = p.Shutdown(context.Background())
 	})
 
-	b.Run("dropped", func(b *testing.B) {
+	// The dropping benchmarks hang the exporter (until Shutdown cancels
+	// it) and fill the queue of one; OnDrop is set, so that every drop
+	// also tries to wake the reporter.
+	dropping := func(b *testing.B) (*Processor, *atomic.Uint64) {
+		reports := new(atomic.Uint64)
 		hang := func(ctx context.Context, _ []*trace.SpanData) error { <-ctx.Done(); return nil }
-		p := New(Config{MaxQueueSize: 1, MaxExportBatchSize: 1, ExportTimeout: NoExportTimeout}, hang, nil)
+		p := New(Config{
+			MaxQueueSize: 1, MaxExportBatchSize: 1, ExportTimeout: NoExportTimeout,
+			OnDrop: func(uint64, uint64) { reports.Add(1) },
+		}, hang, nil)
 		p.ExportSpan(sd) // hangs the exporter
 		for len(p.queue) > 0 {
 			runtime.Gosched()
 		}
 		p.ExportSpan(sd) // fills the queue
+		return p, reports
+	}
+	stop := func(b *testing.B, p *Processor, reports *atomic.Uint64) {
+		b.StopTimer()
+		report(b, p, 0)
+		b.ReportMetric(float64(reports.Load()), "reports")
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = p.Shutdown(ctx) // cancels the hung export
+		_ = p.Shutdown(context.Background())
+	}
+
+	b.Run("dropped", func(b *testing.B) {
+		p, reports := dropping(b)
 		b.ReportAllocs()
 		b.ResetTimer()
 		for range b.N {
 			p.ExportSpan(sd)
 		}
-		b.StopTimer()
-		report(b, p, 0)
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		_ = p.Shutdown(ctx) // cancels the hung export
-		_ = p.Shutdown(context.Background())
+		stop(b, p, reports)
+	})
+
+	b.Run("dropped parallel", func(b *testing.B) {
+		p, reports := dropping(b)
+		b.ReportAllocs()
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				p.ExportSpan(sd)
+			}
+		})
+		stop(b, p, reports)
 	})
 
 	b.Run("parallel", func(b *testing.B) {
@@ -581,3 +821,66 @@ func BenchmarkExportSpan(b *testing.B) {
 		_ = p.Shutdown(context.Background())
 	})
 }
+
+// TestExportSpanAllocs checks that ExportSpan does not allocate, whether
+// it queues a span or drops it (and wakes the reporter).
+func TestExportSpanAllocs(t *testing.T) {
+	sd := &trace.SpanData{Name: "span"}
+	tests := []struct {
+		name string
+		// start returns a Processor in the state to measure, and a
+		// function that ends the test.
+		start func(t *testing.T) (*Processor, func())
+	}{
+		{
+			name: "queued",
+			start: func(t *testing.T) (*Processor, func()) {
+				fc := clocktesting.NewFakeClock(time.Unix(1000, 0))
+				var d drops
+				e := newBlockingExporter()
+				p := New(Config{MaxQueueSize: 1000, ScheduleDelay: delay, Clock: fc, OnDrop: d.onDrop}, e.export, nil)
+				return p, func() {
+					close(e.release)
+					shutdown(t, p)
+				}
+			},
+		},
+		{
+			name: "dropped at a full queue",
+			start: func(t *testing.T) (*Processor, func()) {
+				fc := clocktesting.NewFakeClock(time.Unix(1000, 0))
+				var d drops
+				p, e := hang(t, fc, &d)
+				// The reporter has made its first call and waits out the
+				// schedule delay: the fake clock keeps it waiting.
+				p.ExportSpan(sd)
+				d.settled(t, fc, [][2]uint64{{1, 1}}, 1)
+				return p, func() {
+					close(e.release)
+					shutdown(t, p)
+				}
+			},
+		},
+		{
+			name: "dropped after Shutdown",
+			start: func(t *testing.T) (*Processor, func()) {
+				var d drops
+				p := New(Config{OnDrop: d.onDrop}, discard, nil)
+				shutdown(t, p)
+				return p, func() {}
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, end := tc.start(t)
+			defer end()
+			if n := testing.AllocsPerRun(100, func() { p.ExportSpan(sd) }); n != 0 {
+				t.Errorf("ExportSpan: %v allocations, want 0", n)
+			}
+		})
+	}
+}
+
+// discard is an exporter that drops every batch.
+func discard(context.Context, []*trace.SpanData) error { return nil }

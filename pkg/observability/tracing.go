@@ -1,9 +1,11 @@
 package observability
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
 	"maps"
+	"math/rand/v2"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -95,35 +97,30 @@ func (h *serverSpanHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *serverSpanHandler) serveSampled(w http.ResponseWriter, r *http.Request, span *trace.Span) {
+	if !h.semconv {
+		serveOCHTTP(h.next, w, r, span)
+		return
+	}
+	span.SetName(semconvServerName(r.Method))
+	attrs := semconvServerAttrs(make([]trace.Attribute, 0, 16), r)
+	if h.routeTag != nil {
+		attrs = append(attrs, stringAttr(boxedRouteTags, attrRouteTag, h.routeTag(r)))
+	}
+	span.AddAttributes(attrs...)
 	var body *countingBody
-	if h.semconv {
-		span.SetName(semconvServerName(r.Method))
-		attrs := semconvServerAttrs(make([]trace.Attribute, 0, 16), r)
-		if h.routeTag != nil {
-			attrs = append(attrs, stringAttr(boxedRouteTags, attrRouteTag, h.routeTag(r)))
-		}
-		span.AddAttributes(attrs...)
-		if r.Body != nil && r.Body != http.NoBody {
-			body = &countingBody{ReadCloser: r.Body}
-			r.Body = body
-			defer func() { r.Body = body.ReadCloser }()
-		}
-	} else {
-		span.SetName(r.URL.Path)
-		span.AddAttributes(ochttpAttrs(make([]trace.Attribute, 0, 6), r, r.Host)...)
-		if r.Body != nil && r.ContentLength > 0 {
-			span.AddMessageReceiveEvent(0, r.ContentLength, -1)
-		}
+	if r.Body != nil && r.Body != http.NoBody {
+		body = &countingBody{ReadCloser: r.Body}
+		r.Body = body
+		defer func() { r.Body = body.ReadCloser }()
 	}
 	rr := h.recorders.Get().(*pkghttp.ResponseRecorder)
 	rr.Reset(w, http.StatusOK)
 	returned := false
 	defer func() {
-		code := rr.ResponseCode // ochttp: 200 unless a status was written, even on a panic
-		switch {
-		case h.semconv && !returned:
+		if !returned {
 			// As the SDK ends a span during a panic: an "exception" event,
-			// no response attributes, status unset; the panic goes on.
+			// no response attributes, status unset; the panic goes on (the
+			// recorder is dropped, not reused).
 			p := recover()
 			span.Annotate([]trace.Attribute{
 				trace.StringAttribute("exception.type", panicType(p)),
@@ -131,22 +128,16 @@ func (h *serverSpanHandler) serveSampled(w http.ResponseWriter, r *http.Request,
 			}, "exception")
 			span.End()
 			panic(p)
-		case h.semconv:
-			var read int64
-			if body != nil {
-				read = body.n.Load()
-			}
-			span.AddAttributes(semconvServerResponseAttrs(make([]trace.Attribute, 0, 3), read, rr.ResponseSize, code)...)
-			span.SetStatus(semconvServerStatus(code))
-		default:
-			span.AddAttributes(trace.Int64Attribute(attrOCStatusCode, int64(code)))
-			span.SetStatus(ochttpStatus(code))
 		}
+		var read int64
+		if body != nil {
+			read = body.n.Load()
+		}
+		span.AddAttributes(semconvServerResponseAttrs(make([]trace.Attribute, 0, 3), read, rr.ResponseSize, rr.ResponseCode)...)
+		span.SetStatus(semconvServerStatus(rr.ResponseCode))
 		span.End()
-		if returned { // after a panic the recorder is dropped, not reused
-			rr.Reset(nil, 0)
-			h.recorders.Put(rr)
-		}
+		rr.Reset(nil, 0)
+		h.recorders.Put(rr)
 	}()
 	h.next.ServeHTTP(rr, r)
 	returned = true
@@ -168,8 +159,8 @@ func (h *serverSpanHandler) serveSampled(w http.ResponseWriter, r *http.Request,
 //     or closed (at once for 101 Switching Protocols, whose body is the
 //     upgraded connection, and for a response without a body); its context
 //     is sent.
-//   - unsampled: no span; the context of the span in the request's context
-//     is sent, with the sampled flag off.
+//   - unsampled: no span; the context of an unrecorded child of the span in
+//     the request's context is sent (a new span id, the sampled flag off).
 //
 // The caller's request is not modified: the headers go on a shallow copy
 // with its own header map.
@@ -217,7 +208,7 @@ func (t *spanTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return t.base.RoundTrip(t.withSpanContext(req, span.SpanContext()))
 		}
 	case !parent.IsRecordingEvents():
-		return t.base.RoundTrip(t.withSpanContext(req, parent.SpanContext()))
+		return t.base.RoundTrip(t.withSpanContext(req, unrecordedChild(parent.SpanContext())))
 	default:
 		_, span = trace.StartSpan(req.Context(), unnamedSpan, t.opts...)
 	}
@@ -250,6 +241,19 @@ func (t *spanTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp.Body = &spanBody{ReadCloser: resp.Body, span: span, semconv: t.semconv}
 	return resp, nil
+}
+
+// unrecordedChild is the context of an unsampled child of parent: a new
+// span id, the rest inherited. ochttp and the OpenTelemetry SDK both start
+// such a child for the client call and send its id; creating no span saves
+// the allocations of one that would record nothing.
+func unrecordedChild(parent trace.SpanContext) trace.SpanContext {
+	for {
+		binary.BigEndian.PutUint64(parent.SpanID[:], rand.Uint64())
+		if parent.SpanID != (trace.SpanID{}) {
+			return parent
+		}
+	}
 }
 
 // withSpanContext returns a shallow copy of req whose header map is a copy

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"go.opencensus.io/trace"
+	"go.opencensus.io/trace/tracestate"
 )
 
 // Trace-context headers, in Go's canonical form so that they index an
@@ -15,39 +16,72 @@ const (
 	b3SpanIDHeader    = "X-B3-Spanid"
 	b3SampledHeader   = "X-B3-Sampled"
 	b3FlagsHeader     = "X-B3-Flags"
-	b3ParentHeader    = "X-B3-Parentspanid"
-	b3SingleHeader    = "B3"
 )
 
 // SpanContextFromHeader returns the trace context an incoming request
-// carries, trying in order (the first valid one wins):
+// carries as Knative 1.15's formats (tracecontextb3's ingress: OpenCensus'
+// tracecontext, then its b3) read it, the first valid one winning:
 //
 //  1. W3C Trace Context `traceparent`, parsed exactly as OpenCensus'
-//     tracecontext format (what Knative 1.15 used): version 2 hex digits
-//     (ff invalid; version 00 has exactly four fields), a 32-digit trace id, a
-//     16-digit span id, and flags of which the first byte is kept;
+//     tracecontext format: version 2 hex digits (ff invalid; version 00 has
+//     exactly four fields), a 32-digit trace id, a 16-digit span id, and
+//     flags of which the first byte is kept; with it, `tracestate`
+//     (ocTracestate);
 //  2. B3 multi-header (`X-B3-TraceId` of up to 32 hex digits, `X-B3-SpanId`
 //     of up to 16, `X-B3-Sampled` 1/true; `X-B3-Flags: 1`, B3's debug, also
-//     means sampled), as OpenCensus' b3 format;
-//  3. the B3 single header `b3: {traceid}-{spanid}[-{1|0|d}[-{parent}]]`.
+//     means sampled), as OpenCensus' b3 format. The single `b3` header is
+//     not read (OpenCensus' b3 format does not know it).
 //
 // All-zero trace or span ids are rejected. Hex digits may be upper or lower
-// case. `tracestate` is not parsed: the proxy forwards it unchanged.
-// Parsing does not allocate.
+// case. Parsing a context without tracestate does not allocate.
 func SpanContextFromHeader(h http.Header) (trace.SpanContext, bool) {
 	if v, ok := single(h, traceparentHeader); ok {
 		if sc, ok := parseTraceparent(v); ok {
+			if ts := h[tracestateHeader]; len(ts) > 0 {
+				sc.Tracestate = ocTracestate(ts)
+			}
 			return sc, true
 		}
 	}
-	if sc, ok := parseB3Multi(h); ok {
-		return sc, true
-	}
-	if v, ok := single(h, b3SingleHeader); ok {
-		return parseB3Single(v)
-	}
-	return trace.SpanContext{}, false
+	return parseB3Multi(h)
 }
+
+// ocTracestate parses tracestate values (several are joined by commas) as
+// OpenCensus' tracecontext format does: each member, blanks around it
+// trimmed, must be key=value and not blank; the members without blanks and
+// with their commas at most 512 bytes; keys and values valid and keys unique
+// (tracestate.New). Anything else is no tracestate at all (nil).
+func ocTracestate(values []string) *tracestate.Tracestate {
+	v := values[0]
+	if len(values) > 1 {
+		v = strings.Join(values, ",")
+	}
+	if v == "" {
+		return nil
+	}
+	var entries []tracestate.Entry
+	size := strings.Count(v, ",")
+	for member := range strings.SplitSeq(v, ",") {
+		member = strings.Trim(member, " \t")
+		size += len(member)
+		if member == "" || size > maxTracestateLen {
+			return nil
+		}
+		key, value, ok := strings.Cut(member, "=")
+		if !ok || strings.Contains(value, "=") {
+			return nil
+		}
+		entries = append(entries, tracestate.Entry{Key: key, Value: value})
+	}
+	ts, err := tracestate.New(nil, entries...)
+	if err != nil {
+		return nil
+	}
+	return ts
+}
+
+// maxTracestateLen is the longest tracestate OpenCensus reads or writes.
+const maxTracestateLen = 512
 
 // single returns the header's value when it is present exactly once.
 func single(h http.Header, key string) (string, bool) {
@@ -103,32 +137,6 @@ func parseB3Multi(h http.Header) (sc trace.SpanContext, ok bool) {
 	return checked(sc)
 }
 
-func parseB3Single(v string) (sc trace.SpanContext, ok bool) {
-	tid, rest, found := strings.Cut(v, "-")
-	if !found || (len(tid) != 16 && len(tid) != 32) || !decodeHexRight(sc.TraceID[:], tid) {
-		return trace.SpanContext{}, false
-	}
-	sid, rest, more := strings.Cut(rest, "-")
-	if len(sid) != 16 || !decodeHex(sc.SpanID[:], sid) {
-		return trace.SpanContext{}, false
-	}
-	if more {
-		sampling, parent, hasParent := strings.Cut(rest, "-")
-		switch sampling {
-		case "1", "d":
-			sc.TraceOptions = 1
-		case "0":
-		default:
-			return trace.SpanContext{}, false
-		}
-		var p [8]byte
-		if hasParent && (len(parent) != 16 || !decodeHex(p[:], parent)) {
-			return trace.SpanContext{}, false
-		}
-	}
-	return checked(sc)
-}
-
 func first(h http.Header, key string) string {
 	if v := h[key]; len(v) > 0 {
 		return v[0]
@@ -145,12 +153,14 @@ func checked(sc trace.SpanContext) (trace.SpanContext, bool) {
 }
 
 // SetSpanContextHeaders writes sc into h for an outgoing request in both
-// formats Knative 1.15 wrote (W3C and B3 multi-header): `traceparent`
-// (version 00, flags 01 or 00), `X-B3-TraceId`, `X-B3-SpanId` and
-// `X-B3-Sampled`. A stale `X-B3-ParentSpanId` is removed; a `b3` single
-// header, if the request has one, is rewritten to sc so that no header
-// names another span. `tracestate` is left as it is. It allocates twice: one
-// string shared by all values and one slice for the header values.
+// formats Knative 1.15 wrote (tracecontextb3's egress: W3C and B3
+// multi-header): `traceparent` (version 00, the trace options byte),
+// `tracestate` when sc has one (at most 512 bytes), `X-B3-TraceId`,
+// `X-B3-SpanId` and `X-B3-Sampled`. Other trace headers the request
+// carries (`X-B3-ParentSpanId`, `X-B3-Flags`, `b3`, a `tracestate` when sc
+// has none) are left as they are, as OpenCensus leaves them. Without
+// tracestate it allocates twice: one string shared by all values and one
+// slice for the header values.
 func SetSpanContextHeaders(h http.Header, sc trace.SpanContext) {
 	// "00-" trace(32) "-" span(16) "-" flags(2): 55 bytes; the B3 values are
 	// substrings of it.
@@ -159,10 +169,11 @@ func SetSpanContextHeaders(h http.Header, sc trace.SpanContext) {
 	encodeHex(buf[3:35], sc.TraceID[:])
 	buf[35] = '-'
 	encodeHex(buf[36:52], sc.SpanID[:])
-	buf[52], buf[53], buf[54] = '-', '0', '0'
+	buf[52] = '-'
+	encodeHex(buf[53:55], []byte{byte(sc.TraceOptions)})
 	sampled := "0"
 	if sc.IsSampled() {
-		buf[54], sampled = '1', "1"
+		sampled = "1"
 	}
 	tp := string(buf[:])
 	vals := make([]string, 4)
@@ -171,10 +182,30 @@ func SetSpanContextHeaders(h http.Header, sc trace.SpanContext) {
 	h[b3TraceIDHeader] = vals[1:2:2]
 	h[b3SpanIDHeader] = vals[2:3:3]
 	h[b3SampledHeader] = vals[3:4:4]
-	delete(h, b3ParentHeader)
-	if _, ok := h[b3SingleHeader]; ok {
-		h[b3SingleHeader] = []string{tp[3:52] + "-" + sampled}
+	if ts := tracestateString(sc.Tracestate); ts != "" && len(ts) <= maxTracestateLen {
+		h[tracestateHeader] = []string{ts}
 	}
+}
+
+// tracestateString is ts as a header value, "k=v,k=v" ("" for none).
+func tracestateString(ts *tracestate.Tracestate) string {
+	if ts == nil {
+		return ""
+	}
+	entries := ts.Entries()
+	if len(entries) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	for i, e := range entries {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(e.Key)
+		b.WriteByte('=')
+		b.WriteString(e.Value)
+	}
+	return b.String()
 }
 
 const hexDigits = "0123456789abcdef"

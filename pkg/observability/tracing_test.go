@@ -322,8 +322,8 @@ func testSpanTransport(t *testing.T, gen *Generation) {
 				t.Errorf("upstream trace context %v, want trace %v sampled %v", sc, parent.SpanContext().TraceID, tc.wantSpan)
 			}
 			if !tc.wantSpan {
-				if sc.SpanID != parent.SpanContext().SpanID || len(spans) != 0 {
-					t.Errorf("unsampled: sent span %v (want the parent's %v), exported %d spans", sc.SpanID, parent.SpanContext().SpanID, len(spans))
+				if sc.SpanID == parent.SpanContext().SpanID || sc.SpanID == (trace.SpanID{}) || len(spans) != 0 {
+					t.Errorf("unsampled: sent span %v (want a new one, not the parent's %v), exported %d spans", sc.SpanID, parent.SpanContext().SpanID, len(spans))
 				}
 				return
 			}

@@ -110,19 +110,7 @@ func SetTraceparent(h http.Header, sc trace.SpanContext) {
 	buf[52] = '-'
 	encodeHex(buf[53:55], []byte{byte(sc.TraceOptions) & traceFlagsW3C})
 	h[traceparentHeader] = []string{string(buf[:])}
-	if sc.Tracestate == nil {
-		return
-	}
-	if entries := sc.Tracestate.Entries(); len(entries) > 0 {
-		var b strings.Builder
-		for i, e := range entries {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString(e.Key)
-			b.WriteByte('=')
-			b.WriteString(e.Value)
-		}
-		h[tracestateHeader] = []string{b.String()}
+	if ts := tracestateString(sc.Tracestate); ts != "" {
+		h[tracestateHeader] = []string{ts}
 	}
 }

@@ -36,7 +36,8 @@ import (
 //     queueproxy.probe.error attribute never reaches Zipkin); the receiver
 //     only decodes event attributes from "name|{json}|dropped" values,
 //     which the Collector's own Zipkin exporter writes. ochttp's message
-//     event for a request body arrives as an event "Received <n> bytes".
+//     event for a request body arrives as an event "Received <n> bytes", one
+//     for a response write as "Sent <n> bytes".
 //   - No scope (OpenCensus has none), no span flags, microsecond times.
 
 // zipkinSlack is how far Zipkin's microsecond timestamps and durations may
@@ -115,9 +116,14 @@ func tree115(sc sentCall, userPort, cc int) spanTree {
 	if !ok {
 		code = ptrace.StatusCodeError
 	}
+	// ochttp's message events: the request body of known length, then one
+	// per response write (the reverse proxy writes a small body at once).
 	var serverEvents []string
 	if len(sc.body) > 0 {
-		serverEvents = []string{"Received " + strconv.Itoa(len(sc.body)) + " bytes"}
+		serverEvents = append(serverEvents, "Received "+strconv.Itoa(len(sc.body))+" bytes")
+	}
+	if len(sc.respBody) > 0 {
+		serverEvents = append(serverEvents, "Sent "+strconv.Itoa(len(sc.respBody))+" bytes")
 	}
 	tree := spanTree{
 		traceID:      sc.traceID,

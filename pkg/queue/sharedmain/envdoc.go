@@ -297,7 +297,7 @@ type ObservabilityField struct {
 var observabilityDocs = map[string]struct{ desc, def string }{
 	"tracing.protocol":              {desc: "Span exporter: none, grpc, http/protobuf (OTLP), stdout, or zipkin (our extension). Anything else: exit 1."},
 	"tracing.endpoint":              {desc: "Collector endpoint for grpc and http/protobuf (host:port means https://host:port; OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT beats it); Zipkin v2 spans URL for zipkin."},
-	"tracing.samplingRate":          {desc: "Fraction of new traces sampled, 0 to 1 (>= 1: every request, <= 0: none); see Tracing for OTEL_TRACES_SAMPLER(_ARG)."},
+	"tracing.samplingRate":          {desc: "Fraction of new traces sampled, 0 to 1 (>= 1: every request, <= 0: none); see Observability: tracing for OTEL_TRACES_SAMPLER(_ARG)."},
 	"metrics.protocol":              {desc: "Knative's control-plane metrics; not used by queue-proxy."},
 	"metrics.endpoint":              {desc: "Not used by queue-proxy."},
 	"metrics.exportInterval":        {desc: "Not used by queue-proxy."},

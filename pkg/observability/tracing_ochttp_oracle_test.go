@@ -111,7 +111,7 @@ func ochttpSpanOf(sd *trace.SpanData, names map[trace.SpanID]string) ochttpSpan 
 		RemoteParent: sd.HasRemoteParent,
 		Parent:       "root",
 		Flags:        byte(sd.TraceOptions),
-		Tracestate:   ochttpTracestate(sd.Tracestate),
+		Tracestate:   tracestateString(sd.Tracestate),
 	}
 	if s.Attrs == nil {
 		s.Attrs = map[string]any{}
@@ -133,17 +133,6 @@ func ochttpSpanOf(sd *trace.SpanData, names map[trace.SpanID]string) ochttpSpan 
 		}
 	}
 	return s
-}
-
-func ochttpTracestate(ts *tracestate.Tracestate) string {
-	if ts == nil {
-		return ""
-	}
-	var members []string
-	for _, e := range ts.Entries() {
-		members = append(members, e.Key+"="+e.Value)
-	}
-	return strings.Join(members, ",")
 }
 
 // ochttpSpanDiff lists how ours differs from theirs.

@@ -106,7 +106,7 @@ func oracleFromOC(sd *octrace.SpanData) oracleSpan {
 		TraceID:    sd.TraceID.String(),
 		SpanID:     sd.SpanID.String(),
 		Flags:      byte(sd.TraceOptions),
-		Tracestate: oracleOCTracestate(sd.Tracestate),
+		Tracestate: tracestateString(sd.Tracestate),
 	}
 	if sd.Status.Code != 0 {
 		o.Status = codes.Error.String()
@@ -124,14 +124,6 @@ func oracleFromOC(sd *octrace.SpanData) oracleSpan {
 		o.Parent, o.RemoteParent = sd.ParentSpanID.String(), sd.HasRemoteParent
 	}
 	return o
-}
-
-func oracleOCTracestate(ts *tracestate.Tracestate) string {
-	var members []string
-	for _, e := range ts.Entries() {
-		members = append(members, e.Key+"="+e.Value)
-	}
-	return strings.Join(members, ",")
 }
 
 // oracleDiff lists how ours differs from theirs in what both engines
@@ -697,7 +689,7 @@ func oracleOurExtract(h http.Header) oracleSC {
 	}
 	return oracleSC{
 		Valid: true, TraceID: sc.TraceID.String(), SpanID: sc.SpanID.String(),
-		Sampled: sc.TraceOptions&1 != 0, Random: sc.TraceOptions&2 != 0, Tracestate: oracleOCTracestate(sc.Tracestate),
+		Sampled: sc.TraceOptions&1 != 0, Random: sc.TraceOptions&2 != 0, Tracestate: tracestateString(sc.Tracestate),
 	}
 }
 

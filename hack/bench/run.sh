@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Whole-process benchmark (`make bench`, after `make build`): the backend
-# alone, a bare httputil.ReverseProxy and queue-proxy (CONTAINER_CONCURRENCY
-# 0 and 10) in front of it, driven by wrk with 1 thread over HTTP/1.1
-# keep-alive at 16 and 64 connections and at a paced 16 connections (5 ms
-# pause). Proxies are pinned to one CPU, wrk and the backend to another.
+# alone, a bare httputil.ReverseProxy, HAProxy (one thread, as a reference)
+# and queue-proxy (CONTAINER_CONCURRENCY 0 and 10) in front of it, driven by
+# wrk with 1 thread over HTTP/1.1 keep-alive at 16 and 64 connections and at
+# a paced 16 connections (5 ms pause). Proxies are pinned to one CPU, wrk and
+# the backend to another.
 # Prints a Markdown table of medians with ratios to the bare proxy, and
 # writes it, the raw wrk output and the servers' logs to $OUT.
 #
@@ -27,6 +28,8 @@
 #   OUT               output directory (default out/bench, or
 #                     out/bench-tracing-$TRACING with TRACING)
 #   BIN               where `make build` put queue-proxy (default bin)
+#   HAPROXY=0         no HAProxy row; without haproxy installed (and not
+#                     root to install it) the row is skipped with a note
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -41,14 +44,32 @@ fi
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 
+# can_apt says whether missing Debian packages can be installed.
+can_apt() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }
+apt_updated=
+# apt_install installs Debian package $1, updating the lists once.
+apt_install() {
+  echo "bench: installing $1 (Debian package)" >&2
+  if [ -z "$apt_updated" ]; then apt-get update -qq && apt_updated=1; fi &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
+}
+
 if ! command -v wrk >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "bench: installing wrk (Debian package)" >&2
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+  if can_apt; then
+    apt_install wrk
   else
     echo "bench: needs wrk: apt-get install -y wrk" >&2
     exit 1
+  fi
+fi
+# haproxy_bin prints HAProxy's path; Debian puts it in /usr/sbin, which a
+# user's PATH may lack.
+haproxy_bin() { command -v haproxy || { [ -x /usr/sbin/haproxy ] && echo /usr/sbin/haproxy; }; }
+# HAProxy is a reference row only: its absence never fails the benchmark.
+HAPROXY=${HAPROXY:-1}
+if [ "$HAPROXY" != 0 ] && ! haproxy_bin >/dev/null; then
+  if ! { can_apt && apt_install haproxy; }; then
+    echo "bench: haproxy missing (apt-get install -y haproxy); skipping its row" >&2
   fi
 fi
 command -v taskset >/dev/null 2>&1 || { echo "bench: needs taskset (util-linux)" >&2; exit 1; }
@@ -72,5 +93,6 @@ args=(-qp "$BIN/queue-proxy" -backend "$tools/backend" -bare "$tools/bareproxy"
   -proxy-cpu "$PROXY_CPU" -load-cpu "$LOAD_CPU" -sink "$tools/spansink"
   -tracing "$TRACING" -tracing-rate "${TRACING_RATE:-1}")
 [ "${METRICS:-1}" = 0 ] && args+=(-metrics=false)
+if [ "$HAPROXY" = 0 ]; then args+=(-haproxy ""); else args+=(-haproxy "$(haproxy_bin || echo haproxy)"); fi
 [ -n "${PROFILE:-}" ] && args+=(-profile "$PROFILE")
 "$tools/driver" "${args[@]}"

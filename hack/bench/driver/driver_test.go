@@ -2,6 +2,9 @@ package main
 
 import (
 	"math"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -207,5 +210,74 @@ func TestOptionsCheck(t *testing.T) {
 		if err := tc.o.check(); (err == nil) != tc.ok {
 			t.Errorf("%+v: check() = %v, want ok %v", tc.o, err, tc.ok)
 		}
+	}
+}
+
+// TestHAProxyConfig: the rendered haproxy.cfg has the settings the
+// reference row relies on, on the given ports, and nothing that logs.
+func TestHAProxyConfig(t *testing.T) {
+	cfg := haproxyConfig(18080, 19090)
+	for _, tc := range []struct {
+		line string
+		want bool
+	}{
+		{"nbthread 1", true},
+		{"maxconn 1024", true},
+		{"mode http", true},
+		{"option http-keep-alive", true},
+		{"option forwardfor", true},
+		{"http-reuse always", true},
+		{"timeout client 60s", true},
+		{"timeout server 60s", true},
+		{"timeout http-keep-alive 60s", true},
+		{"bind 127.0.0.1:18080", true},
+		{"server app 127.0.0.1:19090", true},
+		{"log global", false},
+		{"option httplog", false},
+		{"master-worker", false},
+		{"daemon", false},
+	} {
+		found := false
+		for line := range strings.Lines(cfg) {
+			if strings.TrimSpace(line) == tc.line {
+				found = true
+			}
+		}
+		if found != tc.want {
+			t.Errorf("line %q present: %v, want %v\n%s", tc.line, found, tc.want, cfg)
+		}
+	}
+}
+
+// TestStartupKindsHAProxy: haproxy is a target only when its binary exists
+// and the row is not switched off.
+func TestStartupKindsHAProxy(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "haproxy")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		bin  string
+		want bool
+	}{
+		{bin, true},
+		{filepath.Join(t.TempDir(), "haproxy"), false}, // missing
+		{"", false}, // HAPROXY=0
+	} {
+		path, why := haproxyPath(tc.bin)
+		got := slices.Contains(startupKinds(path), "haproxy")
+		if got != tc.want || (why == "") != tc.want {
+			t.Errorf("-haproxy %q: haproxy a target: %v (skipped: %q), want %v", tc.bin, got, why, tc.want)
+		}
+	}
+}
+
+func TestParseHAProxyVersion(t *testing.T) {
+	v, err := parseHAProxyVersion("HAProxy version 2.6.12-1+deb12u4 2023/12/16 - https://haproxy.org/\nStatus: long-term supported branch\n")
+	if err != nil || v != "2.6.12-1+deb12u4" {
+		t.Errorf("parseHAProxyVersion = %q, %v", v, err)
+	}
+	if _, err := parseHAProxyVersion("usage: haproxy\n"); err == nil {
+		t.Error("parseHAProxyVersion accepted output without a version")
 	}
 }

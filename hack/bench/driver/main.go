@@ -7,6 +7,9 @@
 // another. Runs are repeated with the targets in rotating order and the
 // medians are reported, with ratios to the bare proxy, as a Markdown table.
 //
+// HAProxy (one thread, keep-alive both ways), when installed, runs as a
+// reference row beside the bare proxy, pinned to the same CPU.
+//
 // It also measures, from /proc, each proxy's CPU time per 10k requests and
 // its idle and peak RSS, and the time from exec to the first 200 answer to
 // an activator probe.
@@ -49,6 +52,7 @@ type options struct {
 	tracing                    string  // tracingOff, tracingZipkin or tracingOTLP
 	tracingRate                float64 // sampling rate
 	sinkBin                    string
+	haproxyBin                 string // "" skips the HAProxy row
 }
 
 // Tracing modes (-tracing).
@@ -83,6 +87,7 @@ func main() {
 	flag.StringVar(&o.tracing, "tracing", tracingOff, `queue-proxy tracing: "" (off), "zipkin" (Knative 1.15's TRACING_CONFIG_*, 1.15 generation) or "otlp" (newest generation, OBSERVABILITY_CONFIG, http/protobuf)`)
 	flag.Float64Var(&o.tracingRate, "tracing-rate", 1, "sampling rate of -tracing, 0 to 1")
 	flag.StringVar(&o.sinkBin, "sink", "", "spans sink binary (hack/bench/spansink); needed with -tracing")
+	flag.StringVar(&o.haproxyBin, "haproxy", "haproxy", `HAProxy binary for the reference row; skipped if "" or not found`)
 	flag.Parse()
 	if err := o.check(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -151,6 +156,8 @@ type bench struct {
 	sink     *child // the spans sink; nil without tracing
 	// tracedRequests counts the requests wrk sent to tracing queue-proxies.
 	tracedRequests int64
+	// haproxy is HAProxy's path, "" when its row is skipped.
+	haproxy string
 }
 
 func (b *bench) run(ctx context.Context) error {
@@ -172,10 +179,19 @@ func (b *bench) run(ctx context.Context) error {
 		}
 	}
 
+	hap := haproxyInfo{}
+	if b.haproxy, hap.skipped = haproxyPath(b.o.haproxyBin); b.haproxy != "" {
+		if hap.version, err = haproxyVersion(b.haproxy); err != nil {
+			return err
+		}
+	} else {
+		logf("no HAProxy row: %s", hap.skipped)
+	}
+
 	// Startup times first, while nothing else of ours runs.
 	logf("measuring startup (%d starts per target)", b.o.startupReps)
 	startup := map[string]time.Duration{}
-	for _, kind := range []string{"direct", "bare", "qp"} {
+	for _, kind := range startupKinds(b.haproxy) {
 		d, err := b.startupTime(ctx, kind)
 		if err != nil {
 			return fmt.Errorf("startup of %s: %w", kind, err)
@@ -201,27 +217,35 @@ func (b *bench) run(ctx context.Context) error {
 	}
 	targets := []*target{
 		{"direct", backend.port, nil},
-		{"bare proxy", bare.port, bare},
-		{"queue-proxy CC=0", qp0.port, qp0},
-		{"queue-proxy CC=10", qp10.port, qp10},
+		{bareName, bare.port, bare},
+		{qp0Name, qp0.port, qp0},
+		{qp10Name, qp10.port, qp10},
 	}
+	if b.haproxy != "" {
+		hp, err := b.startHAProxy(backend.port)
+		if err != nil {
+			return err
+		}
+		targets = append(targets, &target{haproxyName, hp.port, hp})
+	}
+	proxies := targets[1:] // the targets whose process is measured
 
 	// Idle RSS: started, answered a few probes as kubelet would, settled.
-	for _, c := range []*child{bare, qp0, qp10} {
+	for _, tg := range proxies {
 		for range 5 {
-			if _, err := probe(c.port); err != nil {
-				return fmt.Errorf("%s: %w", c.name, err)
+			if _, err := probe(tg.port); err != nil {
+				return fmt.Errorf("%s: %w", tg.name, err)
 			}
 		}
 	}
 	time.Sleep(2 * time.Second)
-	idle := map[*child]int64{}
-	for _, c := range []*child{bare, qp0, qp10} {
-		rss, _, err := memory(c.cmd.Process.Pid)
+	idle := map[string]int64{}
+	for _, tg := range proxies {
+		rss, _, err := memory(tg.proc.cmd.Process.Pid)
 		if err != nil {
 			return err
 		}
-		idle[c] = rss
+		idle[tg.name] = rss
 	}
 
 	var sinkBefore sinkStats // what startup and idle probes exported
@@ -263,13 +287,13 @@ func (b *bench) run(ctx context.Context) error {
 		}
 	}
 
-	peak := map[*child]int64{}
-	for _, c := range []*child{bare, qp0, qp10} {
-		_, p, err := memory(c.cmd.Process.Pid)
+	peak := map[string]int64{}
+	for _, tg := range proxies {
+		_, p, err := memory(tg.proc.cmd.Process.Pid)
 		if err != nil {
 			return err
 		}
-		peak[c] = p
+		peak[tg.name] = p
 	}
 	var sink *sinkReport
 	if b.sink != nil {
@@ -296,10 +320,9 @@ func (b *bench) run(ctx context.Context) error {
 
 	rep := report{
 		o: b.o, loads: loads, targets: targets, results: results, startup: startup,
-		idle:  map[string]int64{"bare proxy": idle[bare], "queue-proxy CC=0": idle[qp0], "queue-proxy CC=10": idle[qp10]},
-		peak:  map[string]int64{"bare proxy": peak[bare], "queue-proxy CC=0": peak[qp0], "queue-proxy CC=10": peak[qp10]},
+		idle: idle, peak: peak,
 		sizes: sizes, elapsed: time.Since(started), loadavg: [2]string{loadBefore, loadavg()},
-		sink: sink,
+		sink: sink, haproxy: hap,
 	}
 	text := rep.String()
 	fmt.Print(text)
@@ -356,7 +379,9 @@ func (b *bench) runWrk(ctx context.Context, tg *target, l load, d time.Duration)
 }
 
 // startupTime is the median time from exec to the first 200 answer to an
-// activator probe, over startupReps fresh processes.
+// activator probe, over startupReps fresh processes. The bare proxy and
+// HAProxy serve no probes: theirs is the first probe proxied to the
+// backend that comes back 200.
 func (b *bench) startupTime(ctx context.Context, kind string) (time.Duration, error) {
 	var backendPort int
 	if kind != "direct" {
@@ -379,6 +404,8 @@ func (b *bench) startupTime(ctx context.Context, kind string) (time.Duration, er
 			c, err = b.launchBackend()
 		case "bare":
 			c, err = b.launchBare(backendPort)
+		case "haproxy":
+			c, err = b.launchHAProxy(backendPort)
 		default:
 			c, err = b.launchQP(backendPort, 0, false)
 		}

@@ -32,6 +32,7 @@ type report struct {
 	elapsed    time.Duration
 	loadavg    [2]string   // /proc/loadavg before and after
 	sink       *sinkReport // nil without tracing
+	haproxy    haproxyInfo
 }
 
 // sinkReport is what the spans sink received: before the warm-up (from the
@@ -107,8 +108,8 @@ func (r *report) String() string {
 	w("# queue-proxy whole-process benchmark (%s)\n\n", tracingTitle(r.o))
 	w("%s, %d CPUs, %s; load average %s before, %s after. Proxies pinned to CPU %s, wrk (1 thread, HTTP/1.1 keep-alive) and the backend to CPU %s. ",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), runtime.Version(), r.loadavg[0], r.loadavg[1], r.o.proxyCPU, r.o.loadCPU)
-	w("%d × %v per cell, targets in rotating order, medians shown; request metrics %s; %s; took %v.\n\n",
-		r.o.reps, r.o.duration, onOff(r.o.metrics), tracingSetup(r.o), r.elapsed.Round(time.Second))
+	w("%d × %v per cell, targets in rotating order, medians shown; request metrics %s; %s; %s; took %v.\n\n",
+		r.o.reps, r.o.duration, onOff(r.o.metrics), tracingSetup(r.o), r.haproxy, r.elapsed.Round(time.Second))
 	if r.sink != nil {
 		w("%s\n", r.sink)
 	}
@@ -143,6 +144,9 @@ func (r *report) String() string {
 	w("|---|--:|--:|--:|--:|\n")
 	w("| backend (direct) | %s | | | |\n", fmtDur(r.startup["direct"]))
 	w("| bare proxy | %s | %s | %s | %s |\n", fmtDur(r.startup["bare"]), mib(r.idle[bareName]), mib(r.peak[bareName]), mib(r.sizes["bare"]))
+	if r.haproxy.version != "" {
+		w("| HAProxy | %s | %s | %s | (dynamically linked) |\n", fmtDur(r.startup["haproxy"]), mib(r.idle[haproxyName]), mib(r.peak[haproxyName]))
+	}
 	w("| queue-proxy CC=0 | %s | %s | %s | %s |\n", fmtDur(r.startup["qp"]), mib(r.idle[qp0Name]), mib(r.peak[qp0Name]), mib(r.sizes["qp"]))
 	w("| queue-proxy CC=10 | | %s | %s | |\n", mib(r.idle[qp10Name]), mib(r.peak[qp10Name]))
 	w("| queue-proxy ÷ bare | %s | %s | %s | %s |\n",
@@ -150,6 +154,12 @@ func (r *report) String() string {
 		fmtRatio(float64(r.idle[qp0Name])/float64(r.idle[bareName])),
 		fmtRatio(float64(r.peak[qp0Name])/float64(r.peak[bareName])),
 		fmtRatio(float64(r.sizes["qp"])/float64(r.sizes["bare"])))
+
+	noProbes := "The bare proxy serves no probes: its"
+	if r.haproxy.version != "" {
+		noProbes = "The bare proxy and HAProxy serve no probes: their"
+	}
+	w("\n%s exec → first 200 is the first probe proxied to the backend that comes back 200.\n", noProbes)
 
 	w("\nTargets (issue 6")
 	if r.o.tracing != tracingOff {

@@ -85,7 +85,7 @@ func NewGRPCProbe(addr, service string) (*GRPCProbe, error) {
 			Header: http.Header{
 				"Content-Type": {"application/grpc"},
 				"Te":           {"trailers"},
-				"User-Agent":   {KubeProbeUserAgent},
+				"User-Agent":   {GRPCProbeUserAgent},
 			},
 			ContentLength: int64(len(body)),
 		},

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/h2c"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
@@ -103,8 +104,8 @@ func TestGRPCProbeHealthServer(t *testing.T) {
 		t.Errorf("server saw %d calls, want %d", len(app.uas), calls)
 	}
 	for _, ua := range app.uas {
-		if ua != KubeProbeUserAgent {
-			t.Errorf("User-Agent %q, want %q", ua, KubeProbeUserAgent)
+		if ua != GRPCProbeUserAgent {
+			t.Errorf("User-Agent %q, want %q", ua, GRPCProbeUserAgent)
 		}
 	}
 }
@@ -211,8 +212,8 @@ func TestGRPCProbeRequest(t *testing.T) {
 	g := <-ch
 	want := append([]byte{0, 0, 0, 0, 12, 0x0a, 10}, "my.Service"...)
 	if g.method != "POST" || g.path != "/grpc.health.v1.Health/Check" || g.ct != "application/grpc" || g.te != "trailers" ||
-		g.ua != KubeProbeUserAgent || !bytes.Equal(g.body, want) {
-		t.Errorf("request = %+v, want POST /grpc.health.v1.Health/Check application/grpc trailers %q body %x", g, KubeProbeUserAgent, want)
+		g.ua != GRPCProbeUserAgent || !bytes.Equal(g.body, want) {
+		t.Errorf("request = %+v, want POST /grpc.health.v1.Health/Check application/grpc trailers %q body %x", g, GRPCProbeUserAgent, want)
 	}
 }
 
@@ -261,5 +262,35 @@ func BenchmarkGRPCProbe(b *testing.B) {
 		if err := p.Probe(context.Background()); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestGRPCProbeUserAgentIsGRPCGos: our probe's User-Agent is the one the
+// real grpc-go client sends when the application sets Knative's
+// kube-probe User-Agent (grpc.WithUserAgent), seen by a real grpc-go server.
+func TestGRPCProbeUserAgentIsGRPCGos(t *testing.T) {
+	if grpcGoVersion != grpc.Version {
+		t.Errorf("grpcGoVersion %q, but go.mod's grpc-go is %q", grpcGoVersion, grpc.Version)
+	}
+	app := startGRPC(t, func(s *grpc.Server) { healthpb.RegisterHealthServer(s, health.NewServer()) })
+	conn, err := grpc.NewClient(app.addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithUserAgent(KubeProbeUserAgent))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := healthpb.NewHealthClient(conn).Check(t.Context(), &healthpb.HealthCheckRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewGRPCProbe(app.addr, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Probe(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	app.mu.Lock()
+	defer app.mu.Unlock()
+	if len(app.uas) != 2 || app.uas[0] != app.uas[1] || app.uas[1] != GRPCProbeUserAgent {
+		t.Errorf("User-Agents seen (grpc-go client, ours) = %q, want both %q", app.uas, GRPCProbeUserAgent)
 	}
 }

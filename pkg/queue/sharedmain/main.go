@@ -80,7 +80,8 @@ type Env struct {
 // after a clean shutdown and an error, already reported on stderr or in the
 // log, when startup or a server fails.
 func Main(opts ...Option) error {
-	return run(signals.NewContext(), runtimeDeps{clock: clock.RealClock{}, setMaxProcs: setMaxProcs, releaseMemory: debug.FreeOSMemory}, opts...)
+	return run(signals.NewContext(), runtimeDeps{clock: clock.RealClock{}, setMaxProcs: setMaxProcs,
+		setMemoryLimit: setMemoryLimit, releaseMemory: debug.FreeOSMemory}, opts...)
 }
 
 // runtimeDeps are the process-wide things tests replace.
@@ -88,8 +89,9 @@ type runtimeDeps struct {
 	// clock drives the stats ticker, the drain and the admin reset timer;
 	// the timeout handler always uses the real clock.
 	clock clock.WithTicker
-	// setMaxProcs sizes GOMAXPROCS (process-wide, so tests leave it nil).
-	setMaxProcs func(logf func(string, ...any))
+	// setMaxProcs sizes GOMAXPROCS, setMemoryLimit the runtime's soft
+	// memory limit (process-wide, so tests leave them nil).
+	setMaxProcs, setMemoryLimit func(logf func(string, ...any))
 	// listening, if set, is told each server's bound address once all
 	// servers listen (tests use port 0).
 	listening func(map[string]string)
@@ -121,7 +123,12 @@ func run(ctx context.Context, deps runtimeDeps, opts ...Option) error {
 		// first probes of a cold start; the runtime's own default is fine
 		// until then.
 		// (Real time: setMaxProcs is process-wide, so tests never set it.)
-		maxProcsTimer := time.AfterFunc(maxProcsDelay, func() { deps.setMaxProcs(logger.Infof) })
+		maxProcsTimer := time.AfterFunc(maxProcsDelay, func() {
+			deps.setMaxProcs(logger.Infof)
+			if deps.setMemoryLimit != nil {
+				deps.setMemoryLimit(logger.Infof)
+			}
+		})
 		defer maxProcsTimer.Stop()
 	}
 

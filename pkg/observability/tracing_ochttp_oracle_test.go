@@ -45,29 +45,9 @@ const (
 	ochttpOracleSpanID  = "00f067aa0ba902b7"
 )
 
-// ochttpOracleExporter collects the OpenCensus spans ended while it is
-// registered.
-type ochttpOracleExporter struct {
-	mu    sync.Mutex
-	spans []*trace.SpanData
-}
-
-func (e *ochttpOracleExporter) ExportSpan(sd *trace.SpanData) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.spans = append(e.spans, sd)
-}
-
-func ochttpOracleRecord(t *testing.T) *ochttpOracleExporter {
-	e := &ochttpOracleExporter{}
-	trace.RegisterExporter(e)
-	t.Cleanup(func() { trace.UnregisterExporter(e) })
-	return e
-}
-
 // find returns the exported spans match accepts, waiting up to wait for at
 // least one.
-func (e *ochttpOracleExporter) find(wait time.Duration, match func(*trace.SpanData) bool) []*trace.SpanData {
+func (e *spanRecorder) find(wait time.Duration, match func(*trace.SpanData) bool) []*trace.SpanData {
 	deadline := time.Now().Add(wait)
 	for {
 		var found []*trace.SpanData
@@ -216,7 +196,7 @@ type ochttpServerCase struct {
 }
 
 func TestOCHTTPOracleServerSpans(t *testing.T) {
-	oc := ochttpOracleRecord(t)
+	oc := recordSpans(t)
 	tp00 := "00-" + ochttpOracleTraceID + "-" + ochttpOracleSpanID
 	cases := []ochttpServerCase{
 		// Requests.
@@ -423,7 +403,7 @@ type ochttpClientCase struct {
 var ochttpTraceHeaders = []string{"Traceparent", "Tracestate", "X-B3-Traceid", "X-B3-Spanid", "X-B3-Sampled", "X-B3-Flags", "X-B3-Parentspanid", "B3"}
 
 func TestOCHTTPOracleClientSpans(t *testing.T) {
-	oc := ochttpOracleRecord(t)
+	oc := recordSpans(t)
 
 	var mu sync.Mutex
 	got := map[string]http.Header{} // implementation → headers the backend received

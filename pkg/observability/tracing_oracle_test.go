@@ -171,26 +171,6 @@ func oracleDiff(ours, theirs oracleSpan) []string {
 	return d
 }
 
-// oracleOCExporter collects OpenCensus spans (exporters are global: the
-// oracle tests do not run in parallel).
-type oracleOCExporter struct {
-	mu    sync.Mutex
-	spans []*octrace.SpanData
-}
-
-func (e *oracleOCExporter) ExportSpan(sd *octrace.SpanData) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.spans = append(e.spans, sd)
-}
-
-func oracleRecordOC(t *testing.T) *oracleOCExporter {
-	e := &oracleOCExporter{}
-	octrace.RegisterExporter(e)
-	t.Cleanup(func() { octrace.UnregisterExporter(e) })
-	return e
-}
-
 // oracleSDK is an SDK tracer provider that samples everything and records
 // every ended span.
 func oracleSDK(t *testing.T) (*sdktrace.TracerProvider, *tracetest.SpanRecorder) {
@@ -204,7 +184,7 @@ func oracleSDK(t *testing.T) (*sdktrace.TracerProvider, *tracetest.SpanRecorder)
 // kind (or a second has passed when want is 0, to catch unexpected ones),
 // takes them all, and returns those of kind. otelSeen is how many SDK spans
 // earlier cases consumed; it is advanced.
-func oracleCollect(t *testing.T, rec *tracetest.SpanRecorder, otelSeen *int, oc *oracleOCExporter, kind string, want int) (ours, theirs []oracleSpan) {
+func oracleCollect(t *testing.T, rec *tracetest.SpanRecorder, otelSeen *int, oc *spanRecorder, kind string, want int) (ours, theirs []oracleSpan) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	if want == 0 {
@@ -262,7 +242,7 @@ type oracleServerCase struct {
 
 func TestOracleServerSpans(t *testing.T) {
 	tp, rec := oracleSDK(t)
-	oc := oracleRecordOC(t)
+	oc := recordSpans(t)
 
 	var mu sync.Mutex
 	remote := map[string]string{} // implementation → RemoteAddr of its last request
@@ -468,7 +448,7 @@ type oracleClientCase struct {
 
 func TestOracleClientSpans(t *testing.T) {
 	tp, rec := oracleSDK(t)
-	oc := oracleRecordOC(t)
+	oc := recordSpans(t)
 
 	var mu sync.Mutex
 	got := map[string]http.Header{} // implementation → headers the backend received

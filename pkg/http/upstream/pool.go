@@ -83,14 +83,14 @@ type Conn struct {
 //     ContentLength 0) and its method is GET, HEAD, OPTIONS or TRACE, or
 //     it has an Idempotency-Key or X-Idempotency-Key header.
 //
-// (For "nothing written", net/http also requires an empty or rewindable
-// body, because its writer goroutine may have started reading it; a caller
-// writing synchronously knows whether it has.) A proxied request's body
-// cannot be rewound (its GetBody is nil), so in practice: retry body-less
-// idempotent requests, and others only when the very first write failed.
-// The common stale case, a write that succeeds into the kernel and a first
-// read that finds EOF or a reset, is thus retried for GET but not for POST,
-// exactly as today.
+// For "nothing written", net/http also requires an empty or rewindable
+// body, and a proxied request's body cannot be rewound (its GetBody is nil):
+// so, as net/http and Proxy do, a request with a body is never retried. In
+// practice: retry body-less requests that are idempotent (or carry an
+// idempotency key), and body-less others only when the very first write
+// failed. The common stale case, a write that succeeds into the kernel and
+// a first read that finds EOF or a reset, is thus retried for GET but not
+// for POST, exactly as today.
 type Pool struct {
 	// Addr is the host:port dialed over "tcp".
 	Addr string

@@ -91,6 +91,7 @@ func newestTree(sc sentCall, userPort, cc int, rejected bool) spanTree {
 	tree := spanTree{
 		traceID:      sc.traceID,
 		remoteParent: sc.parentSpan,
+		slack:        clockSlack,
 		spans: []spanWant{
 			{role: "server", name: sc.method, kind: ptrace.SpanKindServer, scope: scopeHTTP, scopeVersion: contribVersion,
 				attrs: server, status: serverStatus, flags: serverFlags},

@@ -41,8 +41,8 @@ import (
 //   - No scope (OpenCensus has none), no span flags, microsecond times.
 
 // zipkinSlack is how far Zipkin's microsecond timestamps and durations may
-// put a child outside its parent.
-const zipkinSlack = 3 * time.Microsecond
+// put a child outside its parent, on top of clockSlack.
+const zipkinSlack = clockSlack + 3*time.Microsecond
 
 // clientUnderWait115 says whether 1.15's client span is the child of
 // queue_wait. It is not: Knative 1.15's ProxyHandler starts queue_wait

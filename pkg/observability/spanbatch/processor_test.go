@@ -423,12 +423,16 @@ func TestDropReportsWhileExportHangs(t *testing.T) {
 		}
 	}
 
-	// Drops pending at Shutdown make its last call, before it returns;
-	// the queued spans are exported. Later spans are only counted.
-	send(p, spans(sent, sent+2))
+	// A drop reported at once starts a delay; one during it is pending,
+	// and drops pending at Shutdown make its last call, before it
+	// returns. The queued spans are exported; later spans are only counted.
+	send(p, spans(sent, sent+1))
+	want = append(want, [2]uint64{1, 8})
+	d.settled(t, fc, want, 1)
+	send(p, spans(sent+1, sent+2))
 	close(e.release)
 	shutdown(t, p)
-	want = append(want, [2]uint64{2, 9})
+	want = append(want, [2]uint64{1, 9})
 	if got := d.get(); !slices.Equal(got, want) {
 		t.Errorf("OnDrop calls at Shutdown = %v, want %v", got, want)
 	}

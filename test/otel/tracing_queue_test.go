@@ -24,8 +24,11 @@ func TestSpanExportQueueFull(t *testing.T) {
 	const (
 		requests = 300
 		workers  = 8
-		maxP99   = 200 * time.Millisecond
-		maxAny   = time.Second // generous for a loaded 2-core machine
+		// A request that waited for the stuck export would wait for its
+		// timeout (30 s); the bounds only need to tell that apart from a
+		// loaded 2-core machine's noise.
+		maxP99 = 200 * time.Millisecond // or 5× tracing off's p99, if larger
+		maxAny = 5 * time.Second
 		// Drain quiet period (1 s, harness.KnativeEnv) + flush timeout
 		// (10 s) + slack.
 		exitBound = 15 * time.Second
@@ -42,8 +45,8 @@ func TestSpanExportQueueFull(t *testing.T) {
 	lat := flood(t, traced, requests, workers)
 	t.Logf("tracing off: p50 %v p99 %v max %v; spans to a stuck collector: p50 %v p99 %v max %v",
 		pct(baseline, 50), pct(baseline, 99), pct(baseline, 100), pct(lat, 50), pct(lat, 99), pct(lat, 100))
-	if p := pct(lat, 99); p >= maxP99 {
-		t.Errorf("p99 latency %v with a stuck collector, want < %v (tracing off: %v)", p, maxP99, pct(baseline, 99))
+	if p, bound := pct(lat, 99), max(maxP99, 5*pct(baseline, 99)); p >= bound {
+		t.Errorf("p99 latency %v with a stuck collector, want < %v (tracing off: %v)", p, bound, pct(baseline, 99))
 	}
 	if m := pct(lat, 100); m >= maxAny {
 		t.Errorf("slowest request took %v with a stuck collector, want < %v", m, maxAny)

@@ -22,7 +22,6 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -117,47 +116,20 @@ func ochttpSpanOf(sd *trace.SpanData, names map[trace.SpanID]string) ochttpSpan 
 
 // ochttpSpanDiff lists how ours differs from theirs.
 func ochttpSpanDiff(ours, theirs ochttpSpan) []string {
-	var d []string
-	add := func(what string, o, t any) {
-		if !reflect.DeepEqual(o, t) {
-			d = append(d, fmt.Sprintf("%s: ours %#v, theirs %#v", what, o, t))
-		}
-	}
-	add("name", ours.Name, theirs.Name)
-	add("kind", ours.Kind, theirs.Kind)
-	for _, k := range slices.Sorted(maps.Keys(mapsUnion(ours.Attrs, theirs.Attrs))) {
-		o, okO := ours.Attrs[k]
-		t, okT := theirs.Attrs[k]
-		switch {
-		case okO && !okT:
-			d = append(d, fmt.Sprintf("attribute %s: ours %T(%v), theirs absent", k, o, o))
-		case !okO && okT:
-			d = append(d, fmt.Sprintf("attribute %s: ours absent, theirs %T(%v)", k, t, t))
-		case !reflect.DeepEqual(o, t):
-			d = append(d, fmt.Sprintf("attribute %s: ours %T(%v), theirs %T(%v)", k, o, o, t, t))
-		}
-	}
-	add("status code", ours.Code, theirs.Code)
-	add("status message", ours.Message, theirs.Message)
-	add("message events", ours.MessageEvents, theirs.MessageEvents)
-	add("annotations", ours.Annotations, theirs.Annotations)
-	add("links", ours.Links, theirs.Links)
-	add("HasRemoteParent", ours.RemoteParent, theirs.RemoteParent)
-	add("parent", ours.Parent, theirs.Parent)
-	add("trace options", ours.Flags, theirs.Flags)
-	add("tracestate", ours.Tracestate, theirs.Tracestate)
+	var d spanDiff
+	d.add("name", ours.Name, theirs.Name)
+	d.add("kind", ours.Kind, theirs.Kind)
+	d.attrs(ours.Attrs, theirs.Attrs)
+	d.add("status code", ours.Code, theirs.Code)
+	d.add("status message", ours.Message, theirs.Message)
+	d.add("message events", ours.MessageEvents, theirs.MessageEvents)
+	d.add("annotations", ours.Annotations, theirs.Annotations)
+	d.add("links", ours.Links, theirs.Links)
+	d.add("HasRemoteParent", ours.RemoteParent, theirs.RemoteParent)
+	d.add("parent", ours.Parent, theirs.Parent)
+	d.add("trace options", ours.Flags, theirs.Flags)
+	d.add("tracestate", ours.Tracestate, theirs.Tracestate)
 	return d
-}
-
-func mapsUnion(a, b map[string]any) map[string]bool {
-	keys := map[string]bool{}
-	for k := range a {
-		keys[k] = true
-	}
-	for k := range b {
-		keys[k] = true
-	}
-	return keys
 }
 
 // ochttpRespond is how the handler answers.

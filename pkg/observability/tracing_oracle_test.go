@@ -131,44 +131,55 @@ func oracleFromOC(sd *octrace.SpanData) oracleSpan {
 // parent and remote-parent flag, trace flags and tracestate; the trace id
 // when theirs continues a trace.
 func oracleDiff(ours, theirs oracleSpan) []string {
-	var d []string
-	add := func(what string, o, t any) {
-		if !reflect.DeepEqual(o, t) {
-			d = append(d, fmt.Sprintf("%s: ours %#v, theirs %#v", what, o, t))
+	var d spanDiff
+	d.add("name", ours.Name, theirs.Name)
+	d.add("kind", ours.Kind, theirs.Kind)
+	d.attrs(ours.Attrs, theirs.Attrs)
+	d.add("status", ours.Status, theirs.Status)
+	d.add("status message", ours.Message, theirs.Message)
+	d.add("events", ours.Events, theirs.Events)
+	d.add("parent span id", ours.Parent, theirs.Parent)
+	d.add("remote parent", ours.RemoteParent, theirs.RemoteParent)
+	if theirs.Parent != "" {
+		d.add("trace id", ours.TraceID, theirs.TraceID)
+	}
+	d.add("trace flags", ours.Flags, theirs.Flags)
+	d.add("tracestate", ours.Tracestate, theirs.Tracestate)
+	return d
+}
+
+// spanDiff collects how our span differs from theirs, one line each.
+type spanDiff []string
+
+// add notes what when ours and theirs differ.
+func (d *spanDiff) add(what string, ours, theirs any) {
+	if !reflect.DeepEqual(ours, theirs) {
+		*d = append(*d, fmt.Sprintf("%s: ours %#v, theirs %#v", what, ours, theirs))
+	}
+}
+
+// attrs notes every attribute that is absent on one side or differs in
+// value or type.
+func (d *spanDiff) attrs(ours, theirs map[string]any) {
+	keys := slices.Collect(maps.Keys(ours))
+	for k := range theirs {
+		if _, ok := ours[k]; !ok {
+			keys = append(keys, k)
 		}
 	}
-	add("name", ours.Name, theirs.Name)
-	add("kind", ours.Kind, theirs.Kind)
-	keys := map[string]bool{}
-	for k := range ours.Attrs {
-		keys[k] = true
-	}
-	for k := range theirs.Attrs {
-		keys[k] = true
-	}
-	for _, k := range slices.Sorted(maps.Keys(keys)) {
-		o, okO := ours.Attrs[k]
-		t, okT := theirs.Attrs[k]
+	slices.Sort(keys)
+	for _, k := range keys {
+		o, okO := ours[k]
+		t, okT := theirs[k]
 		switch {
 		case okO && !okT:
-			d = append(d, fmt.Sprintf("attribute %s: ours %T(%v), theirs absent", k, o, o))
+			*d = append(*d, fmt.Sprintf("attribute %s: ours %T(%v), theirs absent", k, o, o))
 		case !okO && okT:
-			d = append(d, fmt.Sprintf("attribute %s: ours absent, theirs %T(%v)", k, t, t))
+			*d = append(*d, fmt.Sprintf("attribute %s: ours absent, theirs %T(%v)", k, t, t))
 		case !reflect.DeepEqual(o, t):
-			d = append(d, fmt.Sprintf("attribute %s: ours %T(%v), theirs %T(%v)", k, o, o, t, t))
+			*d = append(*d, fmt.Sprintf("attribute %s: ours %T(%v), theirs %T(%v)", k, o, o, t, t))
 		}
 	}
-	add("status", ours.Status, theirs.Status)
-	add("status message", ours.Message, theirs.Message)
-	add("events", ours.Events, theirs.Events)
-	add("parent span id", ours.Parent, theirs.Parent)
-	add("remote parent", ours.RemoteParent, theirs.RemoteParent)
-	if theirs.Parent != "" {
-		add("trace id", ours.TraceID, theirs.TraceID)
-	}
-	add("trace flags", ours.Flags, theirs.Flags)
-	add("tracestate", ours.Tracestate, theirs.Tracestate)
-	return d
 }
 
 // oracleSDK is an SDK tracer provider that samples everything and records

@@ -149,9 +149,9 @@ func (h *serverSpanHandler) serveSampled(w http.ResponseWriter, r *http.Request,
 // but the drainer passed on, e.g. one with K-Kubelet-Probe) gets a root
 // client span decided by sampler, as otelhttp's transport starts one; with
 // a nil sampler it goes to base untouched, as does one for /healthz or
-// /_ah/health under SpansOCHTTP. Otherwise the outgoing request carries the trace context
-// (spans.Propagation: traceparent and B3, or traceparent and tracestate
-// only):
+// /_ah/health under SpansOCHTTP. Otherwise the outgoing request carries
+// the trace context (spans.Propagation: traceparent and B3, or traceparent
+// and tracestate only):
 //
 //   - sampled: a client span, a child of the span in the context, named,
 //     attributed and given a status as its convention says

@@ -107,10 +107,8 @@ func semconvMethod(m string) (method, original string) {
 // semconvServerName is the server span's name: the method in upper case
 // when standard, else "HTTP" (there is no route).
 func semconvServerName(m string) string {
-	for _, s := range standardMethods {
-		if strings.EqualFold(m, s) {
-			return s
-		}
+	if s := standardMethod(m); s != "_OTHER" {
+		return s
 	}
 	return "HTTP"
 }

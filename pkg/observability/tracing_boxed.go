@@ -9,8 +9,8 @@ import (
 // An OpenCensus attribute holds its value in an interface, so building one
 // from a string or an int64 above 255 allocates. The attributes below have
 // values that repeat from request to request; they are built once and
-// copied (a copy shares the boxed value), which saves about ten
-// allocations per traced request.
+// copied (a copy shares the boxed value), which saves four allocations
+// per traced request (BenchmarkChainTracing: 114 to 110).
 
 // stringAttr returns the attribute key=value, from cache (built once per
 // process for the values listed in it) when it has it.

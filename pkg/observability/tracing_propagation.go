@@ -162,20 +162,11 @@ func checked(sc trace.SpanContext) (trace.SpanContext, bool) {
 // tracestate it allocates twice: one string shared by all values and one
 // slice for the header values.
 func SetSpanContextHeaders(h http.Header, sc trace.SpanContext) {
-	// "00-" trace(32) "-" span(16) "-" flags(2): 55 bytes; the B3 values are
-	// substrings of it.
-	var buf [55]byte
-	copy(buf[:], "00-")
-	encodeHex(buf[3:35], sc.TraceID[:])
-	buf[35] = '-'
-	encodeHex(buf[36:52], sc.SpanID[:])
-	buf[52] = '-'
-	encodeHex(buf[53:55], []byte{byte(sc.TraceOptions)})
 	sampled := "0"
 	if sc.IsSampled() {
 		sampled = "1"
 	}
-	tp := string(buf[:])
+	tp := traceparent(sc, byte(sc.TraceOptions)) // the B3 values are substrings of it
 	vals := make([]string, 4)
 	vals[0], vals[1], vals[2], vals[3] = tp, tp[3:35], tp[36:52], sampled
 	h[traceparentHeader] = vals[0:1:1]

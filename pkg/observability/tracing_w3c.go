@@ -102,15 +102,21 @@ func SetTraceparent(h http.Header, sc trace.SpanContext) {
 	if _, ok := checked(sc); !ok {
 		return // the SDK injects nothing for an invalid context
 	}
+	h[traceparentHeader] = []string{traceparent(sc, byte(sc.TraceOptions)&traceFlagsW3C)}
+	if ts := tracestateString(sc.Tracestate); ts != "" {
+		h[tracestateHeader] = []string{ts}
+	}
+}
+
+// traceparent is sc as a version-00 traceparent value with the given flags
+// byte: "00-" trace(32) "-" span(16) "-" flags(2), 55 bytes.
+func traceparent(sc trace.SpanContext, flags byte) string {
 	var buf [55]byte
 	copy(buf[:], "00-")
 	encodeHex(buf[3:35], sc.TraceID[:])
 	buf[35] = '-'
 	encodeHex(buf[36:52], sc.SpanID[:])
 	buf[52] = '-'
-	encodeHex(buf[53:55], []byte{byte(sc.TraceOptions) & traceFlagsW3C})
-	h[traceparentHeader] = []string{string(buf[:])}
-	if ts := tracestateString(sc.Tracestate); ts != "" {
-		h[tracestateHeader] = []string{ts}
-	}
+	encodeHex(buf[53:55], []byte{flags})
+	return string(buf[:])
 }

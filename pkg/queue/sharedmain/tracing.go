@@ -261,11 +261,13 @@ func tracingHooksFor(gen *pkgobs.Generation, sampler trace.Sampler, routeTag fun
 	exporter trace.Exporter, closeExporter func(context.Context) error, logger *zap.SugaredLogger) tracingHooks {
 	trace.RegisterExporter(exporter)
 	spans := gen.Spans
-	var clientRoot trace.Sampler // 1.15: every request that reaches the transport has a server span
-	if spans.HTTP == pkgobs.SpansSemConv {
-		clientRoot = sampler // otelhttp's transport traces what its server filter skipped
+	semconv := spans.HTTP == pkgobs.SpansSemConv
+	// otelhttp's transport traces what its server filter skipped; in 1.15
+	// every request that reaches the transport has a server span.
+	var clientRoot trace.Sampler
+	if semconv {
+		clientRoot = sampler
 	}
-	server := func(next http.Handler) http.Handler { return pkgobs.ServerSpanHandler(next, sampler, spans, routeTag) }
 	hooks := tracingHooks{
 		wrapTransport: func(rt http.RoundTripper) http.RoundTripper { return pkgobs.SpanTransport(rt, spans, clientRoot) },
 		proxySpans:    queue.SpanNames{Proxy: spans.Proxy, Wait: spans.Wait, UpstreamUnderWait: spans.ClientUnderWait},
@@ -283,7 +285,8 @@ func tracingHooksFor(gen *pkgobs.Generation, sampler trace.Sampler, routeTag fun
 			}
 		},
 	}
-	if spans.HTTP == pkgobs.SpansSemConv {
+	server := func(next http.Handler) http.Handler { return pkgobs.ServerSpanHandler(next, sampler, spans, routeTag) }
+	if semconv {
 		hooks.serverSpan = server
 	} else {
 		hooks.serverSpan115 = server

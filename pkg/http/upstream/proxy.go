@@ -70,6 +70,30 @@ type Proxy struct {
 	// Buffers provides the 32 KiB copy buffers; nil uses buffers kept with
 	// the per-request state, pooled.
 	Buffers httputil.BufferPool
+	// MaxBody is the longest request body the lean path takes; a longer
+	// one, or one of unknown length, goes to Fallback. 0 means
+	// DefaultMaxBody. (The lean path writes the whole body before it
+	// reads the response; a body that fits in the sockets' buffers cannot
+	// block on an upstream that answers while it reads.)
+	MaxBody int64
+	// Observer, if set, is told of every exchange, as a RoundTripper
+	// around net/http's Transport would see it.
+	Observer Observer
+}
+
+// DefaultMaxBody is the longest request body the lean path takes when
+// Proxy.MaxBody is 0: well within a loopback connection's socket buffers.
+const DefaultMaxBody = 64 << 10
+
+// Observer is told of the exchanges the lean path makes, at the points a
+// RoundTripper wrapping net/http's Transport would see them: Start before
+// the request is first written, Done once, when the response head has
+// arrived (resp is set, err nil) or the exchange failed (after any retry;
+// resp is nil). reqBytes is the request body's length as sent. The
+// request is the incoming one; resp is valid only during the call.
+type Observer interface {
+	Start() int64
+	Done(r *http.Request, start int64, resp *Response, reqBytes int64, err error)
 }
 
 // proxyBufSize is the size of the copy buffers, as the ReverseProxy's.
@@ -136,7 +160,7 @@ type proxyAttempt struct {
 
 // ServeHTTP implements http.Handler.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !Eligible(r) {
+	if !p.Takes(r) {
 		p.Fallback.ServeHTTP(w, r)
 		return
 	}
@@ -157,25 +181,47 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// Takes reports whether p serves r on the lean path: r is Eligible and its
+// body, if any, is within MaxBody.
+func (p *Proxy) Takes(r *http.Request) bool {
+	switch max := p.MaxBody; {
+	case max < 0:
+	case max == 0:
+		if r.ContentLength < 0 || r.ContentLength > DefaultMaxBody {
+			return false
+		}
+	case r.ContentLength < 0 || r.ContentLength > max:
+		return false
+	}
+	return Eligible(r)
+}
+
 // serve runs the exchange, having released the connection when it
 // returns, and reports whether s may be reused (false when a context
 // callback may still hold it) and whether the response must be aborted.
 func (p *Proxy) serve(ctx context.Context, w http.ResponseWriter, r *http.Request, s *proxyState, buf []byte, clientIP string) (keep, abort bool) {
+	var start int64
+	if p.Observer != nil {
+		start = p.Observer.Start()
+	}
 	c, reused, err := p.Pool.Get(ctx)
 	for attempt := 0; ; attempt++ {
 		if err != nil {
-			p.fail(w, r, err)
+			p.fail(w, r, start, err)
 			return true, false
 		}
 		stop := p.watch(ctx, s, c)
 		a := p.roundTrip(w, r, s, c, reused, buf, clientIP)
 		if a.err == nil {
+			if p.Observer != nil {
+				p.Observer.Done(r, start, &s.resp, r.ContentLength, nil)
+			}
 			return p.respond(w, r, s, c, stop, buf, a.mustClose)
 		}
 		kept := p.unwatch(s, stop)
 		p.Pool.Discard(c)
 		if !kept || !a.retryable || attempt > 0 || ctx.Err() != nil {
-			p.fail(w, r, a.err)
+			p.fail(w, r, start, a.err)
 			return kept, false
 		}
 		c, err = p.Pool.GetFresh(ctx)
@@ -394,12 +440,15 @@ func proxyCopyBody(w http.ResponseWriter, resp *Response, c *Conn, buf []byte, f
 	}
 }
 
-// fail reports err to the ErrorHandler, as the context's cause when the
-// request's context has ended (net/http prefers it to the I/O errors the
-// cancellation caused).
-func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
+// fail reports err to the Observer and the ErrorHandler, as the context's
+// cause when the request's context has ended (net/http prefers it to the
+// I/O errors the cancellation caused).
+func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, start int64, err error) {
 	if ctx := r.Context(); ctx.Err() != nil {
 		err = context.Cause(ctx)
+	}
+	if p.Observer != nil {
+		p.Observer.Done(r, start, nil, r.ContentLength, err)
 	}
 	if p.ErrorHandler != nil {
 		p.ErrorHandler(w, r, err)

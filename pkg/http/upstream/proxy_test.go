@@ -72,6 +72,7 @@ func pxStart(t testing.TB, addr string, wrap func(http.Handler) http.Handler) *p
 		Head:         upstream.RequestHead{Pruned: pruned, Target: addr},
 		Fallback:     rp,
 		ErrorHandler: errorHandler,
+		MaxBody:      -1, // every body, to compare the lean path's framing
 	}
 	var lean http.Handler = f.proxy
 	if wrap != nil {
@@ -258,6 +259,11 @@ type pxCase struct {
 	// race between its flush timer and its first write, so a Content-Type
 	// present on one side only is not a difference.
 	racySniff bool
+	// racy100: an Expect: 100-continue exchange (on the ReverseProxy, on
+	// both sides): whether the client gets one 100 Continue or two (the
+	// front server's and the upstream's, forwarded) depends on the order
+	// in which net/http's client and server reach the body.
+	racy100 bool
 }
 
 const pxHost = "Host: example.com\r\n"
@@ -435,6 +441,7 @@ func pxCases() []pxCase {
 		name:    "Expect falls back",
 		request: "POST / HTTP/1.1\r\n" + pxHost + "Expect: 100-continue\r\nContent-Length: 2\r\n\r\nhi",
 		handler: func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "yes") },
+		racy100: true,
 	}, {
 		name:    "refused",
 		request: "GET / HTTP/1.1\r\n" + pxHost + "\r\n",
@@ -502,6 +509,12 @@ func TestProxyDifferential(t *testing.T) {
 
 			if tc.racySniff {
 				pxDropSniffed(&got, &want)
+			}
+			if tc.racy100 {
+				if len(got.Informational) == 0 || len(want.Informational) == 0 {
+					t.Errorf("no 100 Continue: got %v, want %v", got.Informational, want.Informational)
+				}
+				got.Informational, want.Informational = nil, nil
 			}
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("client outcome differs\n got: %+v\nwant: %+v", got, want)
@@ -609,6 +622,8 @@ func TestProxyStaleConnection(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := pxRawBackend(t, nil, pxStaleAnswer)
 			f := pxStart(t, addr, nil)
+			obs := &pxObserver{}
+			f.proxy.Observer = obs
 			first := "GET /1 HTTP/1.1\r\n" + pxHost + "\r\n"
 			var outcomes [2][2]pxOutcome
 			for i, front := range []string{f.rp.Listener.Addr().String(), f.lean.Listener.Addr().String()} {
@@ -620,6 +635,11 @@ func TestProxyStaleConnection(t *testing.T) {
 			}
 			if n := f.dials.Load(); n != tc.wantDials {
 				t.Errorf("lean dials = %d, want %d", n, tc.wantDials)
+			}
+			obs.mu.Lock()
+			defer obs.mu.Unlock()
+			if obs.starts != 2 || len(obs.done) != 2 {
+				t.Errorf("observed %d starts, %d ends; want one exchange per request, retries included", obs.starts, len(obs.done))
 			}
 		})
 	}

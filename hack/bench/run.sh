@@ -28,6 +28,8 @@
 #   OUT               output directory (default out/bench, or
 #                     out/bench-tracing-$TRACING with TRACING)
 #   BIN               where `make build` put queue-proxy (default bin)
+#   QP_ENV            space-separated KEY=VALUE added to queue-proxy's
+#                     environment, e.g. "QP_UPSTREAM_PATH=generic GOGC=400"
 #   HAPROXY=0         no HAProxy row; without haproxy installed (and not
 #                     root to install it) the row is skipped with a note
 set -euo pipefail
@@ -95,4 +97,5 @@ args=(-qp "$BIN/queue-proxy" -backend "$tools/backend" -bare "$tools/bareproxy"
 [ "${METRICS:-1}" = 0 ] && args+=(-metrics=false)
 if [ "$HAPROXY" = 0 ]; then args+=(-haproxy ""); else args+=(-haproxy "$(haproxy_bin || echo haproxy)"); fi
 [ -n "${PROFILE:-}" ] && args+=(-profile "$PROFILE")
+for kv in ${QP_ENV:-}; do args+=(-qp-env "$kv"); done
 "$tools/driver" "${args[@]}"

@@ -169,30 +169,82 @@ func (t *metricsTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		r = &r2
 	}
 	resp, err := t.next.RoundTrip(r)
-	o := observation{seconds: float64(t.m.since()-start) / float64(time.Second)}
+	x := ClientExchange{Method: r.Method, Start: start, Err: err}
 	switch {
 	case body != nil:
-		o.reqSize = body.n.Load()
+		x.RequestBytes = body.n.Load()
 	case size > 0:
-		o.reqSize = size
+		x.RequestBytes = size
 	}
-
-	var k seriesKey
-	k.method = standardMethod(r.Method)
 	if r.URL != nil {
-		k.https = r.URL.Scheme == "https"
-		k.host, k.port = splitHostPort(r.URL.Host)
+		x.HTTPS = r.URL.Scheme == "https"
+		x.Host = r.URL.Host
 	}
-	k.port = nonDefaultPort(k.https, k.port)
 	if err == nil {
-		k.code = resp.StatusCode
-		k.proto = protoVersion(resp.ProtoMajor, resp.ProtoMinor)
+		x.StatusCode, x.ProtoMajor, x.ProtoMinor = resp.StatusCode, resp.ProtoMajor, resp.ProtoMinor
 	} else {
-		k.proto = protoVersion(r.ProtoMajor, r.ProtoMinor)
-		k.errType = errorType(err)
+		x.ProtoMajor, x.ProtoMinor = r.ProtoMajor, r.ProtoMinor
 	}
-	t.ps.get(k).add(t.m, o)
+	t.m.recordClient(t.ps, &x)
 	return resp, err
+}
+
+// ClientExchange is one round trip to the user container, as the client
+// metrics record it.
+type ClientExchange struct {
+	Method string
+	HTTPS  bool
+	Host   string // host[:port] of the URL
+	// Start is the exchange's start, from ClientRecorder.Now.
+	Start time.Duration
+	// StatusCode and the response's protocol version; with Err, the
+	// request's version.
+	StatusCode, ProtoMajor, ProtoMinor int
+	RequestBytes                       int64 // the request body's length as sent
+	Err                                error
+}
+
+// ClientRecorder records the client metrics (PointClient) of exchanges
+// made without a RoundTripper: the lean upstream path's.
+type ClientRecorder struct {
+	m  *Metrics
+	ps *pointSet
+}
+
+// ClientRecorder returns the recorder of the generation's PointClient
+// instruments, or nil when it has none (Knative 1.15).
+func (m *Metrics) ClientRecorder() *ClientRecorder {
+	ps := m.points[PointClient]
+	if ps == nil {
+		return nil
+	}
+	return &ClientRecorder{m: m, ps: ps}
+}
+
+// Now is the current time on the recorder's clock, for ClientExchange.Start.
+func (c *ClientRecorder) Now() time.Duration { return c.m.since() }
+
+// Record records x, timed until now; x is not retained.
+func (c *ClientRecorder) Record(x *ClientExchange) { c.m.recordClient(c.ps, x) }
+
+// recordClient records x, timed until now, in ps.
+func (m *Metrics) recordClient(ps *pointSet, x *ClientExchange) {
+	o := observation{seconds: float64(m.since()-x.Start) / float64(time.Second)}
+	if x.RequestBytes > 0 {
+		o.reqSize = x.RequestBytes
+	}
+	var k seriesKey
+	k.method = standardMethod(x.Method)
+	k.https = x.HTTPS
+	k.host, k.port = splitHostPort(x.Host)
+	k.port = nonDefaultPort(k.https, k.port)
+	k.proto = protoVersion(x.ProtoMajor, x.ProtoMinor)
+	if x.Err == nil {
+		k.code = x.StatusCode
+	} else {
+		k.errType = errorType(x.Err)
+	}
+	ps.get(k).add(m, o)
 }
 
 // countingBody counts the bytes read from a request body. The count is

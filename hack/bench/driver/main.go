@@ -53,6 +53,20 @@ type options struct {
 	tracingRate                float64 // sampling rate
 	sinkBin                    string
 	haproxyBin                 string // "" skips the HAProxy row
+	qpEnv                      envList // extra KEY=VALUE for queue-proxy (-qp-env)
+}
+
+// envList is a repeatable KEY=VALUE flag.
+type envList []string
+
+func (l *envList) String() string { return strings.Join(*l, " ") }
+
+func (l *envList) Set(v string) error {
+	if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+		return fmt.Errorf("%q is not KEY=VALUE", v)
+	}
+	*l = append(*l, v)
+	return nil
 }
 
 // Tracing modes (-tracing).
@@ -88,6 +102,7 @@ func main() {
 	flag.Float64Var(&o.tracingRate, "tracing-rate", 1, "sampling rate of -tracing, 0 to 1")
 	flag.StringVar(&o.sinkBin, "sink", "", "spans sink binary (hack/bench/spansink); needed with -tracing")
 	flag.StringVar(&o.haproxyBin, "haproxy", "haproxy", `HAProxy binary for the reference row; skipped if "" or not found`)
+	flag.Var(&o.qpEnv, "qp-env", "KEY=VALUE added to queue-proxy's environment, after (so over) the bench's own; repeatable (e.g. QP_UPSTREAM_PATH=generic, GOGC=400)")
 	flag.Parse()
 	if err := o.check(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -548,7 +563,7 @@ func (b *bench) launchQP(backendPort, cc int, profiling bool) (*child, error) {
 	if b.sink != nil {
 		tr.sinkPort = b.sink.port
 	}
-	env := qpEnv(ports[0], ports[1], backendPort, ports[2], ports[3], ports[4], ports[5], cc, b.o.metrics, profiling, tr)
+	env := append(qpEnv(ports[0], ports[1], backendPort, ports[2], ports[3], ports[4], ports[5], cc, b.o.metrics, profiling, tr), b.o.qpEnv...)
 	c, err := b.launch(fmt.Sprintf("queue-proxy cc=%d", cc), b.o.proxyCPU, b.o.qpBin, nil, env, ports[0])
 	if c != nil {
 		c.profilingPort = ports[5]

@@ -110,6 +110,9 @@ func (r *report) String() string {
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), runtime.Version(), r.loadavg[0], r.loadavg[1], r.o.proxyCPU, r.o.loadCPU)
 	w("%d × %v per cell, targets in rotating order, medians shown; request metrics %s; %s; %s; took %v.\n\n",
 		r.o.reps, r.o.duration, onOff(r.o.metrics), tracingSetup(r.o), r.haproxy, r.elapsed.Round(time.Second))
+	if len(r.o.qpEnv) > 0 {
+		w("queue-proxy's environment adds %s.\n\n", strings.Join(r.o.qpEnv, " "))
+	}
 	if r.sink != nil {
 		w("%s\n", r.sink)
 	}

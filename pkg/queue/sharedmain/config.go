@@ -70,6 +70,7 @@ type config struct {
 	HijackDrainTimeout time.Duration `envconfig:"QP_HIJACK_DRAIN_TIMEOUT" default:"60s" desc:"Ours (Knative: fixed 60s): after shutdown, how long websockets and other hijacked connections get to finish."`
 	AdminPort          string        `envconfig:"QP_ADMIN_PORT" default:"8022" desc:"Ours (Knative: fixed 8022): /wait-for-drain, for the user container's preStop hook."`
 	MetricsPort        string        `envconfig:"QP_METRICS_PORT" default:"9090" desc:"Ours (Knative: fixed 9090): autoscaler /metrics (protobuf Stat)."`
+	UpstreamPath       string        `envconfig:"QP_UPSTREAM_PATH" default:"auto" desc:"Ours: auto (plain HTTP/1.1 requests to the user container take the lean path, the rest net/http's ReverseProxy and Transport; see Upstream paths) or generic (every request through net/http's). Anything else: startup error."`
 }
 
 // envSpecs lists every struct that queue-proxy fills from its environment
@@ -121,6 +122,11 @@ func (c *config) validate() error {
 	case "", generationAuto, generation115, generationNewest:
 	default:
 		errs = append(errs, errors.New("QP_OBSERVABILITY_GENERATION: "+strconv.Quote(c.ObservabilityGeneration)+" is not auto, 1.15 or newest"))
+	}
+	switch c.UpstreamPath {
+	case "", upstreamAuto, upstreamGeneric:
+	default:
+		errs = append(errs, errors.New("QP_UPSTREAM_PATH: "+strconv.Quote(c.UpstreamPath)+" is not auto or generic"))
 	}
 	if c.DrainQuietPeriod <= 0 {
 		errs = append(errs, errors.New("QP_DRAIN_QUIET_PERIOD: must be positive, got "+c.DrainQuietPeriod.String()))

@@ -31,7 +31,7 @@ type chainParams struct {
 	breaker *queue.Breaker
 	stats   *netstats.RequestStats
 	prober  func() bool
-	inner   http.Handler // Defaults.ProxyHandler
+	inner   http.Handler // the lean upstream path or Defaults.ProxyHandler
 	clock   clock.WithTicker
 	tracing tracingHooks
 	metrics metricsHooks

@@ -157,12 +157,19 @@ func run(ctx context.Context, deps runtimeDeps, opts ...Option) error {
 	}
 	reverseProxy := pkghttp.NewHeaderPruningReverseProxy("127.0.0.1:"+cfg.UserPort, pkghttp.NoHostOverride, pkghttp.RevisionHeaders, false)
 	reverseProxy.ErrorHandler = pkghttp.ErrorHandler(logger)
+	paths := newUpstreamPaths(cfg, reverseProxy, upstream, metrics)
 
 	d := Defaults{Logger: logger, Env: env, Ctx: ctx, Transport: upstream, ProxyHandler: reverseProxy}
 	for _, opt := range opts {
 		opt(&d)
 	}
+	inner, lean := paths.handler(&d, tracing)
 	reverseProxy.Transport = d.Transport
+	if lean {
+		logger.Info("Plain HTTP/1.1 requests take the lean upstream path; the rest net/http's")
+	} else {
+		logger.Info("Every request takes net/http's upstream path")
+	}
 
 	start := deps.clock.Now()
 	stats := netstats.NewRequestStats(start)
@@ -178,7 +185,7 @@ func run(ctx context.Context, deps runtimeDeps, opts ...Option) error {
 
 	chain := buildChain(chainParams{
 		cfg: cfg, logger: logger, breaker: breaker, stats: stats, prober: prober,
-		inner: d.ProxyHandler, clock: deps.clock, tracing: tracing, metrics: metrics,
+		inner: inner, clock: deps.clock, tracing: tracing, metrics: metrics,
 	})
 
 	extra := metrics.servers
@@ -228,6 +235,7 @@ func run(ctx context.Context, deps runtimeDeps, opts ...Option) error {
 	if c, ok := transport.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
 	}
+	paths.closeIdle()
 	logger.Info("Shutdown complete, exiting...")
 	return nil
 }

@@ -26,6 +26,7 @@ type metricsHooks struct {
 	requestMetrics layer                                     // outside the timeout handler: 1.15 revision_request_*, newest http.server.*
 	appMetrics     layer                                     // inside the breaker: 1.15 revision_app_request_*, newest kn.serving.invocation.duration
 	wrapTransport  func(http.RoundTripper) http.RoundTripper // newest http.client.*
+	clientMetrics  *pkgobs.ClientRecorder                    // the same, for the lean upstream path; nil: none
 	servers        []server
 	flush          func()
 }
@@ -159,6 +160,7 @@ func prometheusHooks(obs observability, mc pkgobs.MetricsConfig, menv metricsEnv
 		requestMetrics: m.RequestHandler,
 		appMetrics:     m.AppHandler,
 		wrapTransport:  m.Transport,
+		clientMetrics:  m.ClientRecorder(),
 		servers:        []server{{name: serverUserMetrics, srv: srv, ln: ln}},
 		flush: func() {
 			m.Stop()
@@ -208,6 +210,7 @@ func otlpHooks(obs observability, mc pkgobs.MetricsConfig, menv metricsEnv, prot
 		requestMetrics: m.RequestHandler,
 		appMetrics:     m.AppHandler,
 		wrapTransport:  m.Transport,
+		clientMetrics:  m.ClientRecorder(),
 		flush: func() {
 			ctx, cancel := context.WithTimeout(context.Background(), finalExportTimeout)
 			defer cancel()

@@ -52,7 +52,7 @@ type options struct {
 	tracing                    string  // tracingOff, tracingZipkin or tracingOTLP
 	tracingRate                float64 // sampling rate
 	sinkBin                    string
-	haproxyBin                 string // "" skips the HAProxy row
+	haproxyBin                 string  // "" skips the HAProxy row
 	qpEnv                      envList // extra KEY=VALUE for queue-proxy (-qp-env)
 }
 

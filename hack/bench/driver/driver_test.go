@@ -281,3 +281,26 @@ func TestParseHAProxyVersion(t *testing.T) {
 		t.Error("parseHAProxyVersion accepted output without a version")
 	}
 }
+
+// TestEnvListFlag checks -qp-env: KEY=VALUE pairs accumulate, anything
+// else is refused.
+func TestEnvListFlag(t *testing.T) {
+	var l envList
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{
+		{"QP_UPSTREAM_PATH=generic", true},
+		{"GOGC=400", true},
+		{"EMPTY=", true},
+		{"NOEQUALS", false},
+		{"=value", false},
+	} {
+		if err := l.Set(tc.in); (err == nil) != tc.ok {
+			t.Errorf("Set(%q) = %v, want ok %v", tc.in, err, tc.ok)
+		}
+	}
+	if got, want := l.String(), "QP_UPSTREAM_PATH=generic GOGC=400 EMPTY="; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+}

@@ -96,6 +96,12 @@ type Observer interface {
 	Done(r *http.Request, start int64, resp *Response, reqBytes int64, err error)
 }
 
+// proxyNoBodyBuf is the buffer WriteBody is given for a request without a
+// body, which it never reads or writes: copy buffers are taken only while
+// a body is copied, so that an exchange waiting for its response holds
+// none (as the ReverseProxy).
+var proxyNoBodyBuf [1]byte
+
 // proxyBufSize is the size of the copy buffers, as the ReverseProxy's.
 const proxyBufSize = 32 << 10
 
@@ -168,9 +174,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 
 	s := proxyStates.Get().(*proxyState)
-	buf := p.getBuf(s)
-	keep, abort := p.serve(ctx, w, r, s, buf, clientIP)
-	p.putBuf(buf)
+	keep, abort := p.serve(ctx, w, r, s, clientIP)
 	if keep {
 		proxyStates.Put(s)
 	}
@@ -199,7 +203,7 @@ func (p *Proxy) Takes(r *http.Request) bool {
 // serve runs the exchange, having released the connection when it
 // returns, and reports whether s may be reused (false when a context
 // callback may still hold it) and whether the response must be aborted.
-func (p *Proxy) serve(ctx context.Context, w http.ResponseWriter, r *http.Request, s *proxyState, buf []byte, clientIP string) (keep, abort bool) {
+func (p *Proxy) serve(ctx context.Context, w http.ResponseWriter, r *http.Request, s *proxyState, clientIP string) (keep, abort bool) {
 	var start int64
 	if p.Observer != nil {
 		start = p.Observer.Start()
@@ -211,12 +215,12 @@ func (p *Proxy) serve(ctx context.Context, w http.ResponseWriter, r *http.Reques
 			return true, false
 		}
 		stop := p.watch(ctx, s, c)
-		a := p.roundTrip(w, r, s, c, reused, buf, clientIP)
+		a := p.roundTrip(w, r, s, c, reused, clientIP)
 		if a.err == nil {
 			if p.Observer != nil {
 				p.Observer.Done(r, start, &s.resp, r.ContentLength, nil)
 			}
-			return p.respond(w, r, s, c, stop, buf, a.mustClose)
+			return p.respond(w, r, s, c, stop, a.mustClose)
 		}
 		kept := p.unwatch(s, stop)
 		p.Pool.Discard(c)
@@ -255,14 +259,16 @@ func (p *Proxy) unwatch(s *proxyState, stop func() bool) bool {
 }
 
 // roundTrip writes r on c and reads the response head (readHead).
-func (p *Proxy) roundTrip(w http.ResponseWriter, r *http.Request, s *proxyState, c *Conn, reused bool, buf []byte, clientIP string) proxyAttempt {
+func (p *Proxy) roundTrip(w http.ResponseWriter, r *http.Request, s *proxyState, c *Conn, reused bool, clientIP string) proxyAttempt {
 	chunked, err := p.Head.Write(c.W, r, clientIP)
 	if err != nil {
 		return proxyAttempt{err: err}
 	}
 	if r.ContentLength != 0 {
 		s.body = proxyBody{r: r.Body}
+		buf := p.getBuf(s)
 		err = WriteBody(c.W, &s.body, chunked, buf)
+		p.putBuf(buf)
 		bodyErr := s.body.err
 		s.body = proxyBody{}
 		// net/http reports an error while copying the body (reading it or
@@ -295,7 +301,7 @@ func (p *Proxy) roundTrip(w http.ResponseWriter, r *http.Request, s *proxyState,
 		}
 	} else {
 		queued := c.W.Buffered()
-		if err = WriteBody(c.W, nil, chunked, buf); err == nil {
+		if err = WriteBody(c.W, nil, chunked, proxyNoBodyBuf[:]); err == nil {
 			err = c.W.Flush()
 		}
 		if err != nil {
@@ -348,7 +354,7 @@ func (p *Proxy) readHead(w http.ResponseWriter, r *http.Request, s *proxyState, 
 // trailers to w, then stops the watch and gives c back (or discards it).
 // It reports whether s may be reused and whether the response must be
 // aborted (the body's copy failed, under an http.Server).
-func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, s *proxyState, c *Conn, stop func() bool, buf []byte, mustClose bool) (keep, abort bool) {
+func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, s *proxyState, c *Conn, stop func() bool, mustClose bool) (keep, abort bool) {
 	resp := &s.resp
 	h := w.Header()
 	proxyCopyHeader(h, resp.Header)
@@ -364,7 +370,9 @@ func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, s *proxyState, c
 	w.WriteHeader(resp.StatusCode)
 
 	flush := proxyFlushNow(resp)
+	buf := p.getBuf(s)
 	err := proxyCopyBody(w, resp, c, buf, flush)
+	p.putBuf(buf)
 	kept := p.unwatch(s, stop)
 	if err == nil && kept && !mustClose && resp.Complete() && !resp.Close {
 		p.Pool.Put(c)

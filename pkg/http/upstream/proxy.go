@@ -188,13 +188,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Takes reports whether p serves r on the lean path: r is Eligible and its
 // body, if any, is within MaxBody.
 func (p *Proxy) Takes(r *http.Request) bool {
-	switch max := p.MaxBody; {
-	case max < 0:
-	case max == 0:
-		if r.ContentLength < 0 || r.ContentLength > DefaultMaxBody {
-			return false
-		}
-	case r.ContentLength < 0 || r.ContentLength > max:
+	limit := p.MaxBody
+	if limit == 0 {
+		limit = DefaultMaxBody
+	}
+	if limit > 0 && (r.ContentLength < 0 || r.ContentLength > limit) {
 		return false
 	}
 	return Eligible(r)

@@ -88,7 +88,10 @@ func (u upstreamPaths) closeIdle() {
 }
 
 // reverseProxyFields is what an Option may change on the ReverseProxy:
-// functions by their code pointer, the rest as set.
+// functions by their code pointer, the rest as set. (A function replaced
+// by another closure of the same function literal has the same code
+// pointer and goes unnoticed; the Options API gives no way to compare
+// closures, and every other change is seen.)
 type reverseProxyFields struct {
 	rewrite, director, modifyResponse, errorHandler uintptr
 	flushInterval                                   time.Duration
@@ -99,10 +102,9 @@ type reverseProxyFields struct {
 // same reports whether f and g hold the same values; interface values of
 // a type that cannot be compared count as different.
 func (f reverseProxyFields) same(g reverseProxyFields) bool {
-	eq := sameValue
 	return f.rewrite == g.rewrite && f.director == g.director && f.modifyResponse == g.modifyResponse &&
 		f.errorHandler == g.errorHandler && f.flushInterval == g.flushInterval && f.errorLog == g.errorLog &&
-		eq(f.transport, g.transport) && eq(f.bufferPool, g.bufferPool)
+		sameValue(f.transport, g.transport) && sameValue(f.bufferPool, g.bufferPool)
 }
 
 func fieldsOf(rp *httputil.ReverseProxy) reverseProxyFields {

@@ -53,7 +53,7 @@ func TestUpstreamPathChoice(t *testing.T) {
 			rp.ErrorHandler = func(http.ResponseWriter, *http.Request, error) {}
 		}},
 		{name: "Rewrite set", rp: func(rp *httputil.ReverseProxy) { rp.Rewrite = func(*httputil.ProxyRequest) {} }},
-		{name: "BufferPool replaced", rp: func(rp *httputil.ReverseProxy) { rp.BufferPool = &sliceBuffers{} }},
+		{name: "BufferPool replaced", rp: func(rp *httputil.ReverseProxy) { rp.BufferPool = sliceBuffers{} }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -90,11 +90,12 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-// sliceBuffers is a BufferPool of a type that cannot be compared.
-type sliceBuffers struct{ free [][]byte }
+// sliceBuffers is a BufferPool of a type that cannot be compared (set as
+// a value, so that comparing the field must not panic).
+type sliceBuffers struct{ _ []byte }
 
-func (b *sliceBuffers) Get() []byte    { return make([]byte, 32<<10) }
-func (b *sliceBuffers) Put(buf []byte) {}
+func (sliceBuffers) Get() []byte { return make([]byte, 32<<10) }
+func (sliceBuffers) Put([]byte)  {}
 
 // TestRunOptionsKeepGenericPath checks, on a running queue-proxy, that an
 // Option's transport or handler serves every request, bodies included.

@@ -63,7 +63,8 @@ type Conn struct {
 // Get closes the expired connections it meets, and Put closes the oldest
 // ones that have expired. Before handing out an idle connection Get checks,
 // with one non-blocking read system call, that the peer has neither closed
-// it nor sent anything on it (see alive).
+// it nor sent anything on it (see alive); GetReplayable skips the check
+// for a connection given back less than Unchecked ago.
 //
 // # Retrying
 //
@@ -106,6 +107,10 @@ type Pool struct {
 	IdleTimeout time.Duration
 	// Clock tells the time for the idle timeout; nil means the real clock.
 	Clock clock.PassiveClock
+	// Unchecked is how long after Put a connection is handed out by
+	// GetReplayable without the liveness check; 0 means always check.
+	// See GetReplayable.
+	Unchecked time.Duration
 
 	mu       sync.Mutex
 	idle     []*Conn // oldest first
@@ -117,6 +122,28 @@ type Pool struct {
 // meets on the way, or else a newly dialed one. ctx bounds only the dial,
 // whose error is returned unchanged.
 func (p *Pool) Get(ctx context.Context) (c *Conn, reused bool, err error) {
+	return p.get(ctx, 0)
+}
+
+// GetReplayable is Get for a request that the retry rule lets the caller
+// resend on a fresh connection (see Retrying): a connection given back
+// less than Unchecked ago is handed out without the liveness check, which
+// saves a system call on a busy connection.
+//
+// What the check would catch in that window is a peer that closed or
+// wrote on the connection within Unchecked of a complete response it did
+// not mark Connection: close: a close is then seen as EOF on the first
+// read, before any response byte, and the request is retried; bytes it
+// sent unasked are read as the response, as net/http's Transport reads
+// them when they arrive after its read loop has handed the connection out.
+// Put has already refused a connection with unread bytes.
+func (p *Pool) GetReplayable(ctx context.Context) (c *Conn, reused bool, err error) {
+	return p.get(ctx, p.Unchecked)
+}
+
+// get is Get, skipping the liveness check of connections idle for less
+// than unchecked.
+func (p *Pool) get(ctx context.Context, unchecked time.Duration) (c *Conn, reused bool, err error) {
 	now := p.now()
 	for {
 		p.mu.Lock()
@@ -132,7 +159,7 @@ func (p *Pool) Get(ctx context.Context) (c *Conn, reused bool, err error) {
 		c.idle = false
 		p.mu.Unlock()
 
-		if !p.expired(c, now) && c.alive() {
+		if !p.expired(c, now) && (now.Sub(c.idleSince) < unchecked || c.alive()) {
 			return c, true, nil
 		}
 		c.Conn.Close()

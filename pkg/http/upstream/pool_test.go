@@ -335,6 +335,64 @@ func TestPoolPeerClosedIdle(t *testing.T) {
 	}
 }
 
+// TestPoolGetReplayableUnchecked checks which idle connections
+// GetReplayable hands out without the liveness check: those given back
+// less than Unchecked ago, and no others; Get always checks.
+func TestPoolGetReplayableUnchecked(t *testing.T) {
+	if !poolCanProbe {
+		t.Skip("no liveness probe on this platform")
+	}
+	const unchecked = time.Millisecond
+	cases := []struct {
+		name        string
+		idle        time.Duration
+		replayable  bool
+		wantChecked bool
+	}{
+		{name: "replayable, just given back", idle: 0, replayable: true, wantChecked: false},
+		{name: "replayable, within the window", idle: unchecked - 1, replayable: true, wantChecked: false},
+		{name: "replayable, at the window's end", idle: unchecked, replayable: true, wantChecked: true},
+		{name: "replayable, long idle", idle: time.Second, replayable: true, wantChecked: true},
+		{name: "not replayable, just given back", idle: 0, replayable: false, wantChecked: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			poolVerifyNone(t)
+			srv := poolStartServer(t)
+			clk := poolTestClock()
+			var dials atomic.Int32
+			p := &Pool{Addr: srv.ln.Addr().String(), Dial: poolCountDials(&dials), Clock: clk, Unchecked: unchecked}
+			defer p.CloseIdle()
+
+			old := poolGet(t, p, false)
+			p.Put(old)
+			// The peer closes; the check, if made, sees it.
+			srv.next(t).Close()
+			poolWaitReadable(t, old)
+			poolAdvance(clk, tc.idle)
+
+			get := p.Get
+			if tc.replayable {
+				get = p.GetReplayable
+			}
+			c, reused, err := get(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Discard(c)
+			if checked := c != old; checked != tc.wantChecked {
+				t.Errorf("liveness checked = %v, want %v", checked, tc.wantChecked)
+			}
+			if reused != !tc.wantChecked {
+				t.Errorf("reused = %v, want %v", reused, !tc.wantChecked)
+			}
+			if tc.wantChecked && !poolIsClosed(old) {
+				t.Error("the closed idle connection was left open")
+			}
+		})
+	}
+}
+
 // TestPoolProbeHealthy checks that the probe neither rejects nor consumes
 // anything from a healthy connection.
 func TestPoolProbeHealthy(t *testing.T) {

@@ -206,7 +206,16 @@ func (p *Proxy) serve(ctx context.Context, w http.ResponseWriter, r *http.Reques
 	if p.Observer != nil {
 		start = p.Observer.Start()
 	}
-	c, reused, err := p.Pool.Get(ctx)
+	var (
+		c      *Conn
+		reused bool
+		err    error
+	)
+	if proxyReplayable(r) {
+		c, reused, err = p.Pool.GetReplayable(ctx)
+	} else {
+		c, reused, err = p.Pool.Get(ctx)
+	}
 	for attempt := 0; ; attempt++ {
 		if err != nil {
 			p.fail(w, r, start, err)

@@ -14,6 +14,7 @@ import (
 	"reflect"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -642,6 +643,32 @@ func TestProxyStaleConnection(t *testing.T) {
 				t.Errorf("observed %d starts, %d ends; want one exchange per request, retries included", obs.starts, len(obs.done))
 			}
 		})
+	}
+}
+
+// TestProxyUncheckedReuse checks that skipping the liveness check
+// (Pool.Unchecked) loses no replayable request: the backend closes every
+// connection after its response, without saying so, and each GET after the
+// first meets a dead reused connection, finds EOF and is retried.
+func TestProxyUncheckedReuse(t *testing.T) {
+	pxVerifyNone(t)
+	addr := pxRawBackend(t, nil, func(int) (string, bool) {
+		return "HTTP/1.1 204 No Content\r\nX-N: 1\r\n\r\n", true
+	})
+	f := pxStart(t, addr, nil)
+	f.pool.Unchecked = time.Hour
+	const requests = 5
+	for i := range requests {
+		got := pxOnce(t, f.lean.Listener.Addr().String(), "GET /"+strconv.Itoa(i)+" HTTP/1.1\r\n"+pxHost+"\r\n")
+		if got.Status != "204 No Content" || got.Header.Get("X-N") != "1" {
+			t.Fatalf("request %d: %+v, want the backend's 204", i, got)
+		}
+	}
+	// Each request after the first is written on the previous request's
+	// dead connection (unchecked: TestPoolGetReplayableUnchecked), then
+	// retried on one fresh connection.
+	if n := f.dials.Load(); n != requests {
+		t.Errorf("dials = %d, want %d", n, requests)
 	}
 }
 

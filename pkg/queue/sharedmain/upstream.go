@@ -41,6 +41,15 @@ type upstreamPaths struct {
 	lean      *upstream.Proxy        // nil: QP_UPSTREAM_PATH generic
 }
 
+// uncheckedIdle is how long after a complete response a connection is
+// reused, for a request the retry rule lets be resent, without the
+// liveness system call (upstream.Pool.GetReplayable): under load most
+// connections are reused within it, and a user container that closes or
+// writes on a connection within a millisecond of a response it did not
+// mark Connection: close is broken in a way the check catches only when
+// the reuse comes later anyway.
+const uncheckedIdle = time.Millisecond
+
 // newUpstreamPaths prepares the lean path to 127.0.0.1:USER_PORT beside rp
 // and its transport, as the Options will find them.
 func newUpstreamPaths(cfg *config, rp *httputil.ReverseProxy, transport http.RoundTripper, metrics metricsHooks) upstreamPaths {
@@ -58,7 +67,8 @@ func newUpstreamPaths(cfg *config, rp *httputil.ReverseProxy, transport http.Rou
 		maxIdle = upstream.DefaultMaxIdle
 	}
 	u.lean = &upstream.Proxy{
-		Pool:         &upstream.Pool{Addr: target, Dial: pkghttp.NewBackoffDialer().DialContext, MaxIdle: maxIdle},
+		Pool: &upstream.Pool{Addr: target, Dial: pkghttp.NewBackoffDialer().DialContext, MaxIdle: maxIdle,
+			Unchecked: uncheckedIdle},
 		Head:         upstream.RequestHead{Pruned: pruned, Target: target},
 		Fallback:     rp,
 		ErrorHandler: rp.ErrorHandler,

@@ -2,15 +2,16 @@
 # Whole-process benchmark (`make bench`, after `make build`): the backend
 # alone, a bare httputil.ReverseProxy, HAProxy (one thread, as a reference)
 # and queue-proxy (CONTAINER_CONCURRENCY 0 and 10) in front of it, driven by
-# wrk with 1 thread over HTTP/1.1 keep-alive at 16 and 64 connections and at
-# a paced 16 connections (5 ms pause). Proxies are pinned to one CPU, wrk and
+# wrk with 1 thread over HTTP/1.1 keep-alive at 16 and 64 connections, at
+# a paced 16 connections (5 ms pause), and at 16 connections to a backend
+# path answering after 20 ms (/sleep?ms=20, queued behind CC=10). Proxies are pinned to one CPU, wrk and
 # the backend to another.
 # Prints a Markdown table of medians with ratios to the bare proxy, and
 # writes it, the raw wrk output and the servers' logs to $OUT.
 #
 # Settings (environment):
-#   QUICK=1           1 repetition of 3 s per cell (about 1-2 minutes);
-#                     the default is 3 × 10 s (about 7-8 minutes)
+#   QUICK=1           1 repetition of 3 s per cell (about 2 minutes);
+#                     the default is 3 × 10 s (about 10 minutes)
 #   REPS, DURATION    repetitions and length of one run (Go duration, e.g. 10s);
 #                     REPS=0 measures only startup, idle RSS and binary size
 #   STARTUP_REPS      process starts measured per target (default 15)

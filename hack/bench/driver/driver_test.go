@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -302,5 +303,73 @@ func TestEnvListFlag(t *testing.T) {
 	}
 	if got, want := l.String(), "QP_UPSTREAM_PATH=generic GOGC=400 EMPTY="; got != want {
 		t.Errorf("String() = %q, want %q", got, want)
+	}
+}
+
+// TestReportTargets checks the verdicts of issue 13's load targets on
+// synthetic medians: all met, then each target missed alone.
+func TestReportTargets(t *testing.T) {
+	const ms = time.Millisecond
+	// good is a cell meeting every target: queue-proxy at 0.75× the bare
+	// proxy's CPU and 1.25× its throughput; tails within bounds.
+	good := func(load, target string) sample {
+		s := sample{wrkResult: wrkResult{requests: 1000, rps: 1000, p50: 10 * ms, p90: 11 * ms, p99: 11 * ms}, cpuPer10k: 1}
+		if target == qp0Name || target == qp10Name {
+			s.rps, s.cpuPer10k = 1250, 0.75
+		}
+		return s
+	}
+	cases := []struct {
+		name    string
+		tweak   func(load, target string, s *sample)
+		missing string // the target line that must say MISSED; "" = none
+	}{
+		{name: "all met", tweak: func(string, string, *sample) {}},
+		{name: "CPU at CC=10 paced", missing: "CPU per request, 16 conns, 5 ms pause", tweak: func(l, tg string, s *sample) {
+			if l == "16 conns, 5 ms pause" && tg == qp10Name {
+				s.cpuPer10k = 0.81
+			}
+		}},
+		{name: "throughput at 64 conns", missing: "throughput", tweak: func(l, tg string, s *sample) {
+			if l == "64 conns" && tg == qp0Name {
+				s.rps = 1100
+			}
+		}},
+		{name: "CC=10 tail at 64 conns", missing: "CC=10 at 64 conns", tweak: func(l, tg string, s *sample) {
+			if l == "64 conns" && tg == qp10Name {
+				s.p99 = 21 * ms
+			}
+		}},
+		{name: "sleep queue unfair", missing: "CC=10, " + sleepLoadName, tweak: func(l, tg string, s *sample) {
+			if l == sleepLoadName && tg == qp10Name {
+				s.p99 = 13 * ms
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := report{o: options{reps: 1}, loads: loads, results: map[string]map[string][]sample{},
+				startup: map[string]time.Duration{}, idle: map[string]int64{}, peak: map[string]int64{}, sizes: map[string]int64{}}
+			for _, l := range loads {
+				r.results[l.name] = map[string][]sample{}
+				for _, tg := range []string{bareName, qp0Name, qp10Name} {
+					s := good(l.name, tg)
+					tc.tweak(l.name, tg, &s)
+					r.results[l.name][tg] = []sample{s}
+				}
+			}
+			var lines []string
+			r.loadTargets(func(ok bool, format string, args ...any) {
+				if !ok {
+					lines = append(lines, fmt.Sprintf(format, args...))
+				}
+			})
+			switch {
+			case tc.missing == "" && len(lines) > 0:
+				t.Errorf("missed %q, want all met", lines)
+			case tc.missing != "" && (len(lines) != 1 || !strings.HasPrefix(lines[0], tc.missing)):
+				t.Errorf("missed %q, want only %q", lines, tc.missing)
+			}
+		})
 	}
 }

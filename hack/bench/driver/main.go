@@ -2,8 +2,9 @@
 // bench`). It starts the backend (a 2-byte HTTP/1.1 server), the bare
 // reverse proxy and queue-proxy (CONTAINER_CONCURRENCY 0 and 10) in front of
 // it, and drives each with wrk: 1 thread, HTTP/1.1 keep-alive, 16 and 64
-// connections, and a paced load of 16 connections pausing 5 ms between
-// requests. The proxies are pinned to one CPU, wrk and the backend to
+// connections, a paced load of 16 connections pausing 5 ms between
+// requests, and 16 connections to a backend path that answers after 20 ms
+// (which queues behind CC=10). The proxies are pinned to one CPU, wrk and the backend to
 // another. Runs are repeated with the targets in rotating order and the
 // medians are reported, with ratios to the bare proxy, as a Markdown table.
 //
@@ -142,13 +143,20 @@ func (o *options) check() error {
 type load struct {
 	name  string
 	conns int
-	paced bool // 5 ms pause between a response and the next request
+	paced bool   // 5 ms pause between a response and the next request
+	path  string // request path and query; "" is "/"
 }
 
+// sleepLoadName is the load whose backend answers after 20 ms: 16
+// connections behind CC=10 queue 6 requests, so it shows whether the
+// queue is fair (every request waits about as long: p99 near p50).
+const sleepLoadName = "16 conns, /sleep?ms=20"
+
 var loads = []load{
-	{"16 conns", 16, false},
-	{"64 conns", 64, false},
-	{"16 conns, 5 ms pause", 16, true},
+	{"16 conns", 16, false, ""},
+	{"64 conns", 64, false, ""},
+	{"16 conns, 5 ms pause", 16, true, ""},
+	{sleepLoadName, 16, false, "/sleep?ms=20"},
 }
 
 // target is a server wrk drives.
@@ -275,7 +283,7 @@ func (b *bench) run(ctx context.Context) error {
 		if b.o.reps == 0 {
 			break // process figures only
 		}
-		if _, err := b.runWrk(ctx, tg, load{"warm-up", 64, false}, b.o.warmup); err != nil {
+		if _, err := b.runWrk(ctx, tg, load{"warm-up", 64, false, ""}, b.o.warmup); err != nil {
 			return fmt.Errorf("warm-up of %s: %w", tg.name, err)
 		}
 	}
@@ -358,7 +366,11 @@ func (b *bench) runWrk(ctx context.Context, tg *target, l load, d time.Duration)
 	if l.paced {
 		args = append(args, "-s", b.o.pacedScript)
 	}
-	args = append(args, fmt.Sprintf("http://127.0.0.1:%d/", tg.port))
+	path := l.path
+	if path == "" {
+		path = "/"
+	}
+	args = append(args, fmt.Sprintf("http://127.0.0.1:%d%s", tg.port, path))
 
 	var cpu0 float64
 	if tg.proc != nil {
@@ -445,12 +457,12 @@ func (b *bench) profileQP(ctx context.Context, backendPort int) error {
 		return err
 	}
 	tg := &target{"queue-proxy CC=0 (profiling)", qp.port, qp}
-	if _, err := b.runWrk(ctx, tg, load{"warm-up", 16, false}, b.o.warmup); err != nil {
+	if _, err := b.runWrk(ctx, tg, load{"warm-up", 16, false, ""}, b.o.warmup); err != nil {
 		return err
 	}
 	done := make(chan error, 1)
 	go func() {
-		_, err := b.runWrk(ctx, tg, load{"16 conns", 16, false}, b.o.profile+3*time.Second)
+		_, err := b.runWrk(ctx, tg, load{"16 conns", 16, false, ""}, b.o.profile+3*time.Second)
 		done <- err
 	}()
 	time.Sleep(time.Second)

@@ -9,11 +9,14 @@ import (
 	"time"
 )
 
-// Targets from issue 6, checked against the medians.
+// Targets checked against the medians: the load's from issue 13, idle
+// RSS and startup from issue 6.
 const (
-	maxCPURatio       = 1.10 // queue-proxy CC=0 CPU/request ÷ bare, 16 conns
-	minRPSRatio       = 0.95 // queue-proxy CC=0 req/s ÷ bare
-	maxTailRatio      = 3.0  // CC=10, 64 conns: p99 ÷ p50
+	maxCPURatio       = 0.80 // queue-proxy CPU/request ÷ bare, 16 conns and paced, CC=0 and CC=10
+	minRPSRatio       = 1.20 // queue-proxy CC=0 req/s ÷ bare, 16 and 64 conns
+	maxTailRatio      = 2.0  // CC=10, 64 conns: p99 ÷ p50
+	maxSleepTailRatio = 1.2  // CC=10, /sleep?ms=20: p99 ÷ p50
+	maxPeakRSS        = 18 << 20
 	maxIdleRSS        = 10 << 20
 	maxStartupRatio   = 1.3 // queue-proxy ÷ bare
 	bareName          = "bare proxy"
@@ -164,15 +167,11 @@ func (r *report) String() string {
 	}
 	w("\n%s exec → first 200 is the first probe proxied to the backend that comes back 200.\n", noProbes)
 
-	w("\nTargets (issue 6")
+	w("\nTargets (issues 13 and 6")
 	if r.o.tracing != tracingOff {
 		w("; set for queue-proxy without tracing")
 	}
 	w("):\n\n")
-	c16, c64 := r.loads[0].name, r.loads[1].name
-	b16, q16 := r.median(c16, bareName), r.median(c16, qp0Name)
-	b64, q64 := r.median(c64, bareName), r.median(c64, qp0Name)
-	cc10 := r.median(c64, qp10Name)
 	check := func(ok bool, format string, args ...any) {
 		verdict := "MISSED"
 		if ok {
@@ -183,8 +182,9 @@ func (r *report) String() string {
 	if r.o.reps == 0 {
 		w("- not measured (REPS=0): CPU per request, throughput, CC=10 tail\n")
 	} else {
-		r.loadTargets(check, b16, q16, b64, q64, cc10)
+		r.loadTargets(check)
 	}
+	check(r.peak[qp0Name] <= maxPeakRSS && r.peak[qp10Name] <= maxPeakRSS, "peak RSS under load %s at CC=0, %s at CC=10 (target ≤ %s)", mib(r.peak[qp0Name]), mib(r.peak[qp10Name]), mib(maxPeakRSS))
 	check(r.idle[qp0Name] <= maxIdleRSS, "idle RSS %s (target ≤ %s)", mib(r.idle[qp0Name]), mib(maxIdleRSS))
 	su := float64(r.startup["qp"]) / float64(r.startup["bare"])
 	check(su <= maxStartupRatio, "startup %s = %s the bare proxy's %s (target ≤ %.1f×)", fmtDur(r.startup["qp"]), fmtRatio(su), fmtDur(r.startup["bare"]), maxStartupRatio)
@@ -192,13 +192,23 @@ func (r *report) String() string {
 }
 
 // loadTargets checks the targets that need wrk runs.
-func (r *report) loadTargets(check func(bool, string, ...any), b16, q16, b64, q64, cc10 med) {
-	cpuRatio := q16.cpu / b16.cpu
-	check(cpuRatio <= maxCPURatio, "CPU per request at 16 conns, CC=0: %s the bare proxy (target ≤ %.2f×)", fmtRatio(cpuRatio), maxCPURatio)
+func (r *report) loadTargets(check func(bool, string, ...any)) {
+	c16, c64, paced := r.loads[0].name, r.loads[1].name, r.loads[2].name
+	for _, l := range []string{c16, paced} {
+		bare := r.median(l, bareName)
+		q0, q10 := r.median(l, qp0Name).cpu/bare.cpu, r.median(l, qp10Name).cpu/bare.cpu
+		check(q0 <= maxCPURatio && q10 <= maxCPURatio, "CPU per request, %s: %s the bare proxy at CC=0, %s at CC=10 (target ≤ %.2f×)", l, fmtRatio(q0), fmtRatio(q10), maxCPURatio)
+	}
+	b16, q16 := r.median(c16, bareName), r.median(c16, qp0Name)
+	b64, q64 := r.median(c64, bareName), r.median(c64, qp0Name)
 	r16, r64 := q16.rps/b16.rps, q64.rps/b64.rps
 	check(r16 >= minRPSRatio && r64 >= minRPSRatio, "throughput, CC=0: %s the bare proxy at 16 conns, %s at 64 (target ≥ %.2f×)", fmtRatio(r16), fmtRatio(r64), minRPSRatio)
+	cc10 := r.median(c64, qp10Name)
 	tail := float64(cc10.p99) / float64(cc10.p50)
 	check(tail <= maxTailRatio, "CC=10 at 64 conns: p99 %s = %.1f× p50 %s (target ≤ %.0f×)", fmtDur(cc10.p99), tail, fmtDur(cc10.p50), maxTailRatio)
+	sleep := r.median(sleepLoadName, qp10Name)
+	tail = float64(sleep.p99) / float64(sleep.p50)
+	check(tail <= maxSleepTailRatio, "CC=10, %s: p99 %s = %.2f× p50 %s (target ≤ %.1f×)", sleepLoadName, fmtDur(sleep.p99), tail, fmtDur(sleep.p50), maxSleepTailRatio)
 }
 
 func onOff(b bool) string {

@@ -21,12 +21,12 @@ var processStart = time.Now()
 type phase int
 
 const (
-	phaseEnvParsed      phase = iota // the environment read and validated
-	phaseListening                   // every listener open
-	phaseFirstProbe                  // the first readiness check of the user container began
-	phaseUserReady                   // the user container first seen ready
-	phaseFirstProbe200               // the first kubelet or activator probe answered 200
-	phaseFirstRequest                // the first request passed on to the user container
+	phaseEnvParsed     phase = iota // the environment read and validated
+	phaseListening                  // every listener open
+	phaseFirstProbe                 // the first readiness check of the user container began
+	phaseUserReady                  // the user container first seen ready
+	phaseFirstProbe200              // the first kubelet or activator probe answered 200
+	phaseFirstRequest               // the first request passed on to the user container
 	phaseCount
 )
 
@@ -215,7 +215,9 @@ func (t *timeline) logFields() []zap.Field {
 }
 
 // ms is d in milliseconds, to the microsecond.
-func ms(d time.Duration) float64 { return float64(d.Round(time.Microsecond)) / float64(time.Millisecond) }
+func ms(d time.Duration) float64 {
+	return float64(d.Round(time.Microsecond)) / float64(time.Millisecond)
+}
 
 // startupTrace is the one trace of a process start: a root span named
 // startupSpanName from process start to the phase that made the proxy

@@ -9,6 +9,8 @@ import (
 	"go.opencensus.io/trace"
 	netheader "knative.dev/networking/pkg/http/header"
 	netstats "knative.dev/networking/pkg/http/stats"
+
+	pkghttp "github.com/queue-proxy/queue-proxy/pkg/http"
 )
 
 // ProxyHandler is the queue layer in front of the user container
@@ -55,8 +57,34 @@ type SpanNames struct {
 // NewProxyHandler is ProxyHandler with the spans named by spans (an empty
 // Proxy name: no spans, no span code runs). The Wait span ends when the
 // breaker admits or rejects the request.
-func NewProxyHandler(breaker *Breaker, stats *netstats.RequestStats, spans SpanNames, next http.Handler) http.Handler {
-	return &proxyHandler{breaker: breaker, stats: stats, spans: spans, next: next, now: time.Now}
+func NewProxyHandler(breaker *Breaker, stats *netstats.RequestStats, spans SpanNames, next http.Handler, opts ...ProxyOption) http.Handler {
+	h := &proxyHandler{breaker: breaker, stats: stats, spans: spans, next: next, now: time.Now}
+	for _, o := range opts {
+		o(h)
+	}
+	return h
+}
+
+// ProxyOption adjusts NewProxyHandler's handler.
+type ProxyOption func(*proxyHandler)
+
+// ObserveQueue makes the handler tell a QueueObserver how each request
+// (kubelet probes aside) fared: it looks for one in the Unwrap chain of the
+// ResponseWriter it is given (pkghttp.FindWriter), once per request.
+// Without this option it never looks.
+func ObserveQueue() ProxyOption { return func(h *proxyHandler) { h.observe = true } }
+
+// QueueObserver is told how a request fared in the queue layer. It is
+// implemented by a ResponseWriter of an outer layer (see ObserveQueue);
+// its methods are called on the request's goroutine.
+type QueueObserver interface {
+	// QueueDone: the breaker admitted the request or rejected it (queue
+	// full, deadline, cancelled), after waiting wait. Without a breaker:
+	// admitted at once.
+	QueueDone(wait time.Duration, admitted bool)
+	// UpstreamDone: the handler after the queue layer (the user container's)
+	// returned, d after admission.
+	UpstreamDone(d time.Duration)
 }
 
 // activatorProxyValue is the K-Proxy-Request value the activator sets on
@@ -75,10 +103,33 @@ type proxyHandler struct {
 	spans   SpanNames
 	next    http.Handler
 	now     func() time.Time
+	observe bool // look for a QueueObserver
 }
 
 func (h *proxyHandler) event(t netstats.ReqEventType) {
 	h.stats.HandleEvent(netstats.ReqEvent{Time: h.now(), Type: t})
+}
+
+// observed is the request's QueueObserver, if observing, and its entry
+// time; its methods do nothing without an observer.
+type observed struct {
+	o        QueueObserver
+	now      func() time.Time
+	admitted time.Time
+}
+
+func (o *observed) queueDone(in time.Time, admitted bool) {
+	if o.o == nil {
+		return
+	}
+	o.admitted = o.now()
+	o.o.QueueDone(o.admitted.Sub(in), admitted)
+}
+
+func (o *observed) upstreamDone() {
+	if o.o != nil {
+		o.o.UpstreamDone(o.now().Sub(o.admitted))
+	}
 }
 
 func (h *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -91,8 +142,14 @@ func (h *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if netheader.GetKnativeProxyValue(r) == activatorProxyValue {
 		in, out = netstats.ProxiedIn, netstats.ProxiedOut
 	}
-	h.event(in)
+	entered := h.now()
+	h.stats.HandleEvent(netstats.ReqEvent{Time: entered, Type: in})
 	defer h.event(out) // not HandleEvent(...) directly: its argument would be evaluated now
+	var obs observed
+	if h.observe {
+		obs.o, _ = pkghttp.FindWriter[QueueObserver](w)
+		obs.now = h.now
+	}
 
 	var traced bool
 	if h.spans.Proxy != "" {
@@ -106,7 +163,9 @@ func (h *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	netheader.RewriteHostOut(r)
 
 	if h.breaker == nil {
+		obs.queueDone(entered, true)
 		h.next.ServeHTTP(w, r)
+		obs.upstreamDone()
 		return
 	}
 	var wait *trace.Span
@@ -121,6 +180,7 @@ func (h *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if wait != nil {
 		wait.End()
 	}
+	obs.queueDone(entered, err == nil)
 	if err != nil {
 		switch {
 		case errors.Is(err, ErrRequestQueueFull), errors.Is(err, context.DeadlineExceeded):
@@ -132,4 +192,5 @@ func (h *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer h.breaker.Release()
 	h.next.ServeHTTP(w, r)
+	obs.upstreamDone()
 }

@@ -11,6 +11,8 @@ import (
 
 	"go.uber.org/zap"
 	"k8s.io/utils/clock"
+
+	pkghttp "github.com/queue-proxy/queue-proxy/pkg/http"
 )
 
 // TimeoutFunc returns, for a request, the overall timeout, the response-start
@@ -118,6 +120,16 @@ func NewTimeoutHandlerWithClock(h http.Handler, msg string, timeoutFunc TimeoutF
 		return tw
 	}
 	return th
+}
+
+// TimeoutObserver is told when a timeout fired: implemented by the writer
+// the timeout handler was given or one in its Unwrap chain
+// (pkghttp.FindWriter), it lets an outer layer tell the timeout handler's
+// 504 (or cut response) from one the inner handler wrote. TimedOut runs on
+// the timer's goroutine, before the timeout handler returns; it is looked
+// up only when a timeout fires.
+type TimeoutObserver interface {
+	TimedOut()
 }
 
 type timeoutHandler struct {
@@ -294,6 +306,9 @@ func (tw *timeoutWriter) onTimer() {
 			th.writeTimeoutResponse(tw.w, tw.isHead)
 		}
 		_ = flushWriter(tw.w)
+	}
+	if o, ok := pkghttp.FindWriter[TimeoutObserver](tw.w); ok {
+		o.TimedOut()
 	}
 	cancel := tw.cancel
 	tw.mu.Unlock()

@@ -1378,3 +1378,58 @@ func BenchmarkTimeoutHandler(b *testing.B) {
 		})
 	}
 }
+
+// tmoObservedWriter is a writer that implements TimeoutObserver, behind an
+// unwrapping layer as the live stats' writer sits behind the request
+// metrics' recorder.
+type tmoObservedWriter struct {
+	tmoCountingWriter
+	timedOut atomic.Int32
+}
+
+func (w *tmoObservedWriter) TimedOut() { w.timedOut.Add(1) }
+
+type tmoUnwrapWriter struct{ http.ResponseWriter }
+
+func (w *tmoUnwrapWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// TestTimeoutHandlerObserver checks that a TimeoutObserver in the outer
+// writer's chain hears of each timeout once, and of nothing else.
+func TestTimeoutHandlerObserver(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		timeout bool
+		want    int32
+	}{
+		{"timed out", true, 1},
+		{"answered in time", false, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := newTmoClock()
+			entered := make(chan struct{}, 1)
+			h := NewTimeoutHandlerWithClock(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				entered <- struct{}{}
+				if tc.timeout {
+					<-r.Context().Done()
+					return
+				}
+				w.Write([]byte("ok"))
+			}), tmoMsg, tmoFixed(time.Second, 0, 0), nil, clk)
+			ow := &tmoObservedWriter{tmoCountingWriter: tmoCountingWriter{h: http.Header{}}}
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				h.ServeHTTP(&tmoUnwrapWriter{ow}, httptest.NewRequest(http.MethodGet, "/", nil))
+			}()
+			tmoWait(t, entered, "the inner handler")
+			if tc.timeout {
+				clk.step(time.Second)
+			}
+			tmoWait(t, done, "ServeHTTP to return")
+			clk.step(time.Hour) // nothing may fire after the handler returned
+			if got := ow.timedOut.Load(); got != tc.want {
+				t.Errorf("TimedOut called %d times, want %d", got, tc.want)
+			}
+		})
+	}
+}

@@ -142,6 +142,13 @@ func (p *GRPCProbe) Probe(ctx context.Context) error {
 	return nil
 }
 
+// ConnectError returns the error Probe returns when it cannot connect to
+// the server because of err, the dial error: for a port found closed by
+// other means, in the probe's own words.
+func (p *GRPCProbe) ConnectError(err error) error {
+	return &wrappedError{"gRPC health check: ", err}
+}
+
 // parseHealthResponse returns HealthCheckResponse.status from one
 // length-prefixed, uncompressed gRPC message.
 func parseHealthResponse(b []byte) (uint64, error) {

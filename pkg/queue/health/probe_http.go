@@ -137,6 +137,13 @@ func (p *HTTPProbe) Probe(ctx context.Context) error {
 	return get(ctx, http1Client, p.bare)
 }
 
+// ConnectError returns the error Probe returns when it cannot connect to
+// the container because of err, the dial error: for a port found closed by
+// other means, in the probe's own words (`Get "<url>": <err>`).
+func (p *HTTPProbe) ConnectError(err error) error {
+	return &url.Error{Op: "Get", URL: p.withHeaders.URL.String(), Err: err}
+}
+
 func get(ctx context.Context, c *http.Client, tmpl *http.Request) error {
 	resp, err := c.Do(tmpl.WithContext(ctx))
 	if err != nil {

@@ -55,7 +55,7 @@ func newScriptedApp(t *testing.T, script func(n int64) int) *scriptedApp {
 
 func (a *scriptedApp) set(script func(n int64) int) { a.script.Store(script) }
 
-func portOf(t *testing.T, addr net.Addr) int {
+func portOf(t testing.TB, addr net.Addr) int {
 	t.Helper()
 	_, p, err := net.SplitHostPort(addr.String())
 	if err != nil {
@@ -68,7 +68,7 @@ func portOf(t *testing.T, addr net.Addr) int {
 	return n
 }
 
-func deadPort(t *testing.T) int {
+func deadPort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -193,13 +193,16 @@ func TestRunReadinessStartupErrors(t *testing.T) {
 	}
 }
 
-// TestRunProbeLatency measures the cold-start path the issue asks about:
-// the time from the user app starting to listen until an activator probe,
-// sent before that and held by aggressive probing, gets 200 "queue". Each
-// run is a fresh queue-proxy. The app's port first has a listener that
-// fails the first probe attempt (it closes the connection), so that the app
-// starts listening only once probing is under way, as at a real cold start,
-// at a random phase of the 50 ms polling.
+// TestRunProbeLatency checks the cold-start path through the whole
+// queue-proxy: an activator probe, sent before the user app listens and
+// held by aggressive probing, gets 200 "queue" once it does; it logs the
+// time from the app listening to that answer. Each run is a fresh
+// queue-proxy. The app's port first has a listener that accepts the first
+// connection (the first port poll) and closes, failing the probe, so that
+// the app starts listening only once probing is under way, as at a real
+// cold start, at a random moment of Knative's 50 ms polling interval.
+// BenchmarkColdStart in pkg/queue/readiness reports the percentiles, for
+// Knative's schedule and ours.
 //
 //	go test ./pkg/queue/sharedmain -run TestRunProbeLatency -v -probe-latency-runs=200
 func TestRunProbeLatency(t *testing.T) {

@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin
 LDFLAGS ?= -s -w
 
-.PHONY: all build run test vet fmt-check bench bench-go image clean
+.PHONY: all build run test vet fmt-check bench bench-scale bench-go image clean
 
 all: build
 
@@ -36,6 +36,12 @@ bench-go:
 ##        (QUICK=1, METRICS=0, TRACING=zipkin|otlp, TRACING_RATE=0.1, ...: see hack/bench/run.sh)
 bench: build
 	bash hack/bench/run.sh
+
+## bench-scale: memory per idle connection and websocket, idle RssAnon, websocket echo,
+##              h2c and streaming costs against a bare reverse proxy
+##              (QUICK=1, KNATIVE_QP=path, ...: see hack/bench/scale.sh)
+bench-scale: build
+	bash hack/bench/scale.sh
 
 ## image: the container image (needs a container engine)
 image:

@@ -4,7 +4,10 @@
 // GET /sleep?ms=N answers the same after N milliseconds (0 to 60000), for
 // loads that queue behind a container concurrency; a bad N is a 400.
 //
-// Usage: backend -addr 127.0.0.1:PORT
+// With -scale it also serves the scale benchmark's websocket echo, upload
+// and download endpoints (scale.go) and speaks h2c besides HTTP/1.1.
+//
+// Usage: backend -addr 127.0.0.1:PORT [-scale]
 package main
 
 import (
@@ -23,6 +26,7 @@ var (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "address to listen on")
+	scale := flag.Bool("scale", false, "also serve /ws, /upload and /download, and h2c (the scale benchmark)")
 	flag.Parse()
 
 	ln, err := net.Listen("tcp", *addr)
@@ -32,6 +36,10 @@ func main() {
 	srv := &http.Server{
 		Handler:           http.HandlerFunc(serve),
 		ReadHeaderTimeout: 10 * time.Second,
+	}
+	if *scale {
+		srv.Handler = scaleHandler(srv.Handler)
+		srv.Protocols = scaleProtocols()
 	}
 	log.Fatal(srv.Serve(ln))
 }

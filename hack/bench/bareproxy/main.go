@@ -5,7 +5,10 @@
 // request path around, without anything else (no probes, breaker, stats,
 // timeouts or drain).
 //
-// Usage: bareproxy -addr :PORT -target 127.0.0.1:PORT
+// With -h2c it accepts h2c besides HTTP/1.1 and speaks h2c upstream
+// (h2c.go), for the scale benchmark's h2c loads.
+//
+// Usage: bareproxy -addr :PORT -target 127.0.0.1:PORT [-h2c]
 package main
 
 import (
@@ -35,6 +38,7 @@ func (bp *bufferPool) Put(b []byte) { bp.p.Put(&b) }
 func main() {
 	addr := flag.String("addr", ":8081", "address to listen on")
 	target := flag.String("target", "127.0.0.1:8080", "upstream host:port")
+	h2c := flag.Bool("h2c", false, "accept h2c besides HTTP/1.1, and speak only h2c to the target")
 	flag.Parse()
 
 	upstream := &url.URL{Scheme: "http", Host: *target}
@@ -59,5 +63,8 @@ func main() {
 		log.Fatal(err)
 	}
 	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: time.Minute}
+	if *h2c {
+		useH2C(srv, proxy.Transport.(*http.Transport))
+	}
 	log.Fatal(srv.Serve(ln))
 }

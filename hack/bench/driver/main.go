@@ -19,6 +19,9 @@
 // configures it, and exports its spans to a sink (hack/bench/spansink) that
 // runs on the load CPU and counts what it receives; the bare proxy never
 // traces, so it stays the reference.
+//
+// `driver scale` runs the scale benchmark instead (scale.go, `make
+// bench-scale`).
 package main
 
 import (
@@ -84,6 +87,9 @@ const (
 const spanFlushWait = 6 * time.Second
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "scale" {
+		os.Exit(scaleMain(os.Args[2:])) // scale.go: `make bench-scale`
+	}
 	var o options
 	flag.StringVar(&o.qpBin, "qp", "bin/queue-proxy", "queue-proxy binary (stripped, as `make build` makes it)")
 	flag.StringVar(&o.backendBin, "backend", "", "backend binary (hack/bench/backend)")

@@ -71,6 +71,9 @@ type config struct {
 	AdminPort          string        `envconfig:"QP_ADMIN_PORT" default:"8022" desc:"Ours (Knative: fixed 8022): /wait-for-drain, for the user container's preStop hook."`
 	MetricsPort        string        `envconfig:"QP_METRICS_PORT" default:"9090" desc:"Ours (Knative: fixed 9090): autoscaler /metrics (protobuf Stat)."`
 	UpstreamPath       string        `envconfig:"QP_UPSTREAM_PATH" default:"auto" desc:"Ours: auto (plain HTTP/1.1 requests to the user container take the lean path, the rest net/http's ReverseProxy and Transport; see Upstream paths) or generic (every request through net/http's). Anything else: startup error."`
+
+	// The debug listener (debug.go); ours.
+	DebugAddress string `envconfig:"QP_DEBUG_ADDRESS" default:"127.0.0.1:8023" desc:"Ours: host:port of the debug listener (/debug/config: the resolved configuration as JSON; see Debugging). The default is loopback only, reached with kubectl port-forward; :8023 listens on every interface; off: no listener; empty means the default. The host must be empty, an IP address or localhost; anything else is a startup error. A port already in use only logs a warning."`
 }
 
 // envSpecs lists every struct that queue-proxy fills from its environment
@@ -133,6 +136,9 @@ func (c *config) validate() error {
 	}
 	if c.HijackDrainTimeout < 0 {
 		errs = append(errs, errors.New("QP_HIJACK_DRAIN_TIMEOUT: must not be negative, got "+c.HijackDrainTimeout.String()))
+	}
+	if err := checkDebugAddress(c.DebugAddress); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

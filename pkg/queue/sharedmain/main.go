@@ -132,6 +132,15 @@ func run(ctx context.Context, deps runtimeDeps, opts ...Option) error {
 		defer maxProcsTimer.Stop()
 	}
 
+	// The rest of the environment, checked by the code -print-config runs
+	// (printconfig.go) before anything is built; /debug/config shows what
+	// it read.
+	checked, stage, err := checkEnv(cfg, obs)
+	if err != nil {
+		logger.Errorw(stage, zap.Error(err))
+		return err
+	}
+
 	logger.Infof("Observability outputs of the %s generation (%s)", obs.gen.Name, obs.genReason)
 	tracing, err := setupTracing(cfg, obs, env, logger)
 	if err != nil {
@@ -197,6 +206,10 @@ func run(ctx context.Context, deps runtimeDeps, opts ...Option) error {
 	defer stopTLS()
 	if tlsServer != nil {
 		extra = append(extra, *tlsServer)
+	}
+
+	if debug := listenDebug(cfg.DebugAddress, debugMux(checked.renderOnce()), logger); debug != nil {
+		extra = append(extra, *debug)
 	}
 
 	servers, err := listenAll(cfg, obs, chain, adminHandler(d.Ctx, logger, chain.drainer, deps.clock), reporter, extra...)

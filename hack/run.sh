@@ -45,6 +45,9 @@ queue-proxy is listening on :$QUEUE_SERVING_PORT in front of the demo app on :$U
   curl --http2 -i http://127.0.0.1:$QUEUE_SERVING_PORT/headers                                             # h2c upgrade
   curl -sN http://127.0.0.1:$QUEUE_SERVING_PORT/stream?n=5                                                  # streaming
   curl -s http://127.0.0.1:9090/metrics | od -c | head                                                      # autoscaler Stat (protobuf)
+  curl -s -H 'Accept: text/plain' http://127.0.0.1:8023/debug/stats                                        # live figures and the startup timeline
+  curl -s http://127.0.0.1:8023/debug/config                                                               # the resolved configuration
+  curl -s http://127.0.0.1:8022/healthz                                                                    # the proxy's own liveness
 
 Ctrl-C to stop.
 TXT

@@ -38,7 +38,7 @@ func runQueueProxy(t *testing.T, env map[string]string, args ...string) (int, st
 
 // printConfigPorts are the pod's ports for -print-config, which listens on
 // none of them.
-var printConfigPorts = harness.Ports{User: 8080, Main: 8012, TLS: 8112, Admin: 8022, Metrics: 9090, Prometheus: 9091, Profiling: 8008}
+var printConfigPorts = harness.Ports{User: 8080, Main: 8012, TLS: 8112, Admin: 8022, Metrics: 9090, Prometheus: 9091, Profiling: 8008, Debug: 8023}
 
 // TestPrintConfigBinary: `queue-proxy -print-config` prints the resolved
 // configuration as JSON and exits 0, secrets redacted; with an environment

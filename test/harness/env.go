@@ -80,6 +80,7 @@ func KnativeEnv(pod Pod) map[string]string {
 		"QP_METRICS_PORT":         strconv.Itoa(p.Metrics),
 		"METRICS_PROMETHEUS_PORT": strconv.Itoa(p.Prometheus),
 		"PROFILING_PORT":          strconv.Itoa(p.Profiling),
+		"QP_DEBUG_ADDRESS":        "127.0.0.1:" + strconv.Itoa(p.Debug),
 		"QP_DRAIN_QUIET_PERIOD":   "1s",
 		"QP_HIJACK_DRAIN_TIMEOUT": "5s",
 	}

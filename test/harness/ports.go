@@ -15,6 +15,7 @@ type Ports struct {
 	Metrics    int // QP_METRICS_PORT (Knative: 9090)
 	Prometheus int // METRICS_PROMETHEUS_PORT (Knative: 9091)
 	Profiling  int // PROFILING_PORT (Knative: 8008)
+	Debug      int // QP_DEBUG_ADDRESS's port, on 127.0.0.1 (default 8023)
 }
 
 // PickQueueProxy chooses fresh ports for every queue-proxy listener,
@@ -22,6 +23,7 @@ type Ports struct {
 func (p *Ports) PickQueueProxy(t testing.TB) {
 	p.Main, p.TLS, p.Admin = FreePort(t), FreePort(t), FreePort(t)
 	p.Metrics, p.Prometheus, p.Profiling = FreePort(t), FreePort(t), FreePort(t)
+	p.Debug = FreePort(t)
 }
 
 // Ports handed out in this test process, so that parallel tests never get

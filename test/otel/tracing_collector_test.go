@@ -65,13 +65,107 @@ type recSpan struct {
 	scopeSchemaURL    string
 }
 
-// spans flattens every export so far, in arrival order.
+// spans flattens every export so far, in arrival order, leaving out the
+// startup traces (startupSpans): one per process start, they are checked
+// on their own.
 func (r *spanRecorder) spans() []recSpan {
+	_, rest := splitStartup(r.allSpans())
+	return rest
+}
+
+// startupSpans returns the spans of the startup traces received so far.
+func (r *spanRecorder) startupSpans() []recSpan {
+	startup, _ := splitStartup(r.allSpans())
+	return startup
+}
+
+// allSpans flattens every export so far, in arrival order.
+func (r *spanRecorder) allSpans() []recSpan {
 	var out []recSpan
 	for _, e := range r.all() {
 		out = append(out, flattenSpans(e.td)...)
 	}
 	return out
+}
+
+// startupRootName is the root span of queue-proxy's startup trace.
+const startupRootName = "queue-proxy startup"
+
+// splitStartup separates the spans of traces with a startupRootName span
+// (startup) from the others (rest).
+func splitStartup(spans []recSpan) (startup, rest []recSpan) {
+	traces := map[pcommon.TraceID]bool{}
+	for _, s := range spans {
+		if s.Name() == startupRootName {
+			traces[s.TraceID()] = true
+		}
+	}
+	for _, s := range spans {
+		if traces[s.TraceID()] {
+			startup = append(startup, s)
+		} else {
+			rest = append(rest, s)
+		}
+	}
+	return startup, rest
+}
+
+// checkStartupTrace waits for a startup trace (the process answered a
+// probe 200, so it exports one) and checks each received: a root span
+// named startupRootName without a parent, of kind kind, and children of
+// it only, named after the phases, one after the other in time, one of
+// them ending with the root; every phase up to the first probe answered
+// 200 is there.
+func checkStartupTrace(t *testing.T, rec *spanRecorder, kind ptrace.SpanKind) {
+	t.Helper()
+	var spans []recSpan
+	if err := poll(spanTimeout, func() (bool, string) {
+		spans = rec.startupSpans()
+		return len(spans) > 0, "no startup trace yet"
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for id, tr := range byTrace(spans) {
+		var root *recSpan
+		var children []recSpan
+		for i := range tr {
+			if tr[i].Name() == startupRootName {
+				root = &tr[i]
+			} else {
+				children = append(children, tr[i])
+			}
+		}
+		if !root.ParentSpanID().IsEmpty() || root.Kind() != kind {
+			t.Errorf("trace %v: root span parent %v, kind %v; want none, %v", id, root.ParentSpanID(), root.Kind(), kind)
+		}
+		slices.SortFunc(children, func(a, b recSpan) int { return a.StartTimestamp().AsTime().Compare(b.StartTimestamp().AsTime()) })
+		names := map[string]bool{}
+		prevEnd := root.StartTimestamp().AsTime()
+		rootEndsAPhase := false
+		for _, c := range children {
+			names[c.Name()] = true
+			if c.EndTimestamp().AsTime().Sub(root.EndTimestamp().AsTime()).Abs() <= 2*time.Microsecond {
+				rootEndsAPhase = true
+			}
+			if c.ParentSpanID() != root.SpanID() || c.Kind() != kind {
+				t.Errorf("trace %v: span %q parent %v kind %v, want the root %v and %v", id, c.Name(), c.ParentSpanID(), c.Kind(), root.SpanID(), kind)
+			}
+			if d := c.StartTimestamp().AsTime().Sub(prevEnd).Abs(); d > 2*time.Microsecond {
+				t.Errorf("trace %v: span %q starts %v from the previous phase's end", id, c.Name(), d)
+			}
+			prevEnd = c.EndTimestamp().AsTime()
+		}
+		// The root ends with the phase that made the process ready; a
+		// first request after that comes as a later child.
+		if !rootEndsAPhase {
+			t.Errorf("trace %v: the root ends with no phase:\n%s", id, dumpSpans(tr))
+		}
+		for _, want := range []string{"parse environment", "open listeners", "wait for the first probe", "wait for the user container", "answer the first probe"} {
+			if !names[want] {
+				t.Errorf("trace %v: no %q span:\n%s", id, want, dumpSpans(tr))
+			}
+		}
+	}
 }
 
 func flattenSpans(td ptrace.Traces) []recSpan {

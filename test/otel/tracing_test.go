@@ -233,6 +233,7 @@ func testNewestTraffic(t *testing.T, proto string) {
 		})
 	}
 	checkNewestExports(t, col.rec, mcol)
+	checkStartupTrace(t, col.rec, ptrace.SpanKindInternal)
 }
 
 // waitAll waits until each call's trace has perCall spans, then checks

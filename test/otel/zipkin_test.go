@@ -270,6 +270,7 @@ func TestZipkinSpans115(t *testing.T) {
 				})
 			}
 			checkZipkinRest(t, spans, mine, ready)
+			checkStartupTrace(t, col.rec, ptrace.SpanKindUnspecified)
 		})
 	}
 }

@@ -790,6 +790,7 @@ func qpEnv(main, tls, user, admin, metricsPort, prometheus, profiling, cc int, m
 		"METRICS_PROMETHEUS_PORT":                 strconv.Itoa(prometheus),
 		"PROFILING_PORT":                          strconv.Itoa(profiling),
 		"ENABLE_PROFILING":                        strconv.FormatBool(profilingOn),
+		"QP_DEBUG_ADDRESS":                        "127.0.0.1:0", // on, as by default, without two processes fighting for 8023
 	}
 	if tr.mode == tracingZipkin {
 		delete(env, "OBSERVABILITY_CONFIG")

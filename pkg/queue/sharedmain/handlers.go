@@ -35,6 +35,11 @@ type chainParams struct {
 	clock   clock.WithTicker
 	tracing tracingHooks
 	metrics metricsHooks
+	// live records every request for /debug/stats (nil: the debug
+	// listener is off); timeline marks the first probe answered 200 and
+	// the first request passed on (nil: none).
+	live     *liveStats
+	timeline *timeline
 }
 
 // mainChain is the composed main-port handler and the layers that the
@@ -52,6 +57,16 @@ func buildChain(p chainParams) mainChain {
 	probes := health.ProbeHandler(p.prober)
 	if p.tracing.probeSpan != "" {
 		probes = health.TracedProbeHandler(p.prober, p.tracing.probeSpan, p.tracing.probeSampler)
+	}
+	var proxyOpts []queue.ProxyOption
+	var liveLayer, firstRequest layer
+	if p.live != nil {
+		liveLayer = p.live.layer
+		proxyOpts = append(proxyOpts, queue.ObserveQueue())
+	}
+	if p.timeline != nil {
+		probes = p.timeline.probes(probes)
+		firstRequest = p.timeline.firstRequest
 	}
 	drainer := &handler.Drainer{
 		HealthCheck:           probes,
@@ -73,14 +88,16 @@ func buildChain(p chainParams) mainChain {
 		when(p.cfg.EnableHTTPFullDuplex, func(next http.Handler) http.Handler { return handler.FullDuplex(next, p.logger) }),
 		p.tracing.serverSpan115, // 1.15: inside the drainer (CONTRACT.md §3.1b)
 		p.metrics.requestMetrics,
+		liveLayer, // just outside the timeout: its 504 goes through it
 		func(next http.Handler) http.Handler {
 			return handler.NewTimeoutHandler(next, timeoutBody, timeouts, p.logger)
 		},
 		queue.ForwardedShimHandler,
 		func(next http.Handler) http.Handler {
-			return queue.NewProxyHandler(p.breaker, p.stats, p.tracing.proxySpans, next)
+			return queue.NewProxyHandler(p.breaker, p.stats, p.tracing.proxySpans, next, proxyOpts...)
 		},
 		p.metrics.appMetrics,
+		firstRequest,
 	)
 	return mainChain{Handler: h, drainer: drainer, tracker: tracker}
 }
@@ -105,13 +122,17 @@ func when(on bool, l layer) layer {
 	return nil
 }
 
-// adminHandler serves the admin port: only /wait-for-drain (CONTRACT.md
-// §6.2), called by the user container's preStop hook. It drains and answers
-// 200 once the drain completes. If no SIGTERM arrives within a second, the
-// hook was a container restart rather than a pod shutdown, so the drain is
-// reset and probes recover.
-func adminHandler(ctx context.Context, logger *zap.SugaredLogger, drainer *handler.Drainer, clk clock.WithTicker) http.Handler {
+// adminHandler serves the admin port: /wait-for-drain (CONTRACT.md §6.2),
+// called by the user container's preStop hook, and /healthz, the proxy's
+// own liveness (healthz.go; nil: not served). /wait-for-drain drains and
+// answers 200 once the drain completes. If no SIGTERM arrives within a
+// second, the hook was a container restart rather than a pod shutdown, so
+// the drain is reset and probes recover.
+func adminHandler(ctx context.Context, logger *zap.SugaredLogger, drainer *handler.Drainer, clk clock.WithTicker, healthz http.Handler) http.Handler {
 	mux := http.NewServeMux()
+	if healthz != nil {
+		mux.Handle(healthzPath, healthz)
+	}
 	mux.HandleFunc(queue.RequestQueueDrainPath, func(w http.ResponseWriter, _ *http.Request) {
 		logger.Info("Attached drain handler from user-container")
 		timer := clk.NewTimer(drainResetDelay)

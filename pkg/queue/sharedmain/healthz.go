@@ -169,3 +169,14 @@ func loopbackAddr(addr net.Addr) string {
 	}
 	return (&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: tcp.Port}).String()
 }
+
+// trackAccepts wraps the main listener of s in an acceptTracker for h.
+func (s serverSet) trackAccepts(h *healthz, clk clock.PassiveClock) {
+	for i := range s {
+		if s[i].name == serverMain {
+			t := newAcceptTracker(s[i].ln, clk)
+			s[i].ln = t
+			h.accepts.Store(t)
+		}
+	}
+}

@@ -75,8 +75,14 @@ func (ls *liveStats) finish(lw *liveWriter, start time.Time) {
 	ls.writers.Put(lw)
 }
 
-// rotate advances the windows; the stats ticker calls it.
-func (ls *liveStats) rotate(now time.Time) { ls.rec.Rotate(now) }
+// rotater returns what advances the windows, for the stats ticker; nil
+// when ls is nil.
+func (ls *liveStats) rotater() func(time.Time) {
+	if ls == nil {
+		return nil
+	}
+	return ls.rec.Rotate
+}
 
 // debugStats is /debug/stats' JSON document: the windows and gauges, and
 // the cold-start timeline.

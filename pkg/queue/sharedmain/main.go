@@ -17,14 +17,17 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
+	"go.opencensus.io/trace"
 	"go.uber.org/zap"
 	"k8s.io/utils/clock"
 	netstats "knative.dev/networking/pkg/http/stats"
 	"knative.dev/pkg/signals"
 
 	pkghttp "github.com/queue-proxy/queue-proxy/pkg/http"
+	"github.com/queue-proxy/queue-proxy/pkg/http/handler"
 	"github.com/queue-proxy/queue-proxy/pkg/queue"
 )
 
@@ -81,7 +84,7 @@ type Env struct {
 // log, when startup or a server fails.
 func Main(opts ...Option) error {
 	return run(signals.NewContext(), runtimeDeps{clock: clock.RealClock{}, setMaxProcs: setMaxProcs,
-		setMemoryLimit: setMemoryLimit, releaseMemory: debug.FreeOSMemory}, opts...)
+		setMemoryLimit: setMemoryLimit, releaseMemory: debug.FreeOSMemory, processStart: processStart}, opts...)
 }
 
 // runtimeDeps are the process-wide things tests replace.
@@ -98,6 +101,9 @@ type runtimeDeps struct {
 	// releaseMemory, if set, is called once, startupSettle after the
 	// servers listen (releaseAfterStartup).
 	releaseMemory func()
+	// processStart is where the startup timeline counts from; zero: when
+	// run starts (tests run many in one process).
+	processStart time.Time
 }
 
 func run(ctx context.Context, deps runtimeDeps, opts ...Option) error {
@@ -112,6 +118,12 @@ func run(ctx context.Context, deps runtimeDeps, opts ...Option) error {
 		return err
 	}
 	env := cfg.env()
+	started := deps.processStart
+	if started.IsZero() {
+		started = time.Now()
+	}
+	tl := newTimeline(started, time.Now)
+	tl.mark(phaseEnvParsed)
 	logger, warnings := newLogger(cfg.ServingLoggingConfig, cfg.ServingLoggingLevel, env)
 	defer logger.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
 	for _, w := range warnings {
@@ -166,6 +178,10 @@ func run(ctx context.Context, deps runtimeDeps, opts ...Option) error {
 	}
 	reverseProxy := pkghttp.NewHeaderPruningReverseProxy("127.0.0.1:"+cfg.UserPort, pkghttp.NoHostOverride, pkghttp.RevisionHeaders, false)
 	reverseProxy.ErrorHandler = pkghttp.ErrorHandler(logger)
+	debugOn := !strings.EqualFold(cfg.DebugAddress, debugOff)
+	if debugOn {
+		reverseProxy.ErrorHandler = observeUpstreamErrors(reverseProxy.ErrorHandler)
+	}
 	paths := newUpstreamPaths(cfg, reverseProxy, upstream, metrics)
 
 	d := Defaults{Logger: logger, Env: env, Ctx: ctx, Transport: upstream, ProxyHandler: reverseProxy}
@@ -183,7 +199,13 @@ func run(ctx context.Context, deps runtimeDeps, opts ...Option) error {
 	start := deps.clock.Now()
 	stats := netstats.NewRequestStats(start)
 	reporter := queue.NewProtobufStatsReporter(env.ServingPod, start, reportingPeriod)
-	stopReporting := reportEvery(deps.clock, reportingPeriod, stats, reporter)
+	var live *liveStats
+	if debugOn {
+		live = newLiveStats(start, deps.clock.Now, breaker, tl)
+	}
+	var drainer *handler.Drainer // set below; the healthz asks it
+	hz := newHealthz(deps.clock, reportingPeriod, func() bool { return drainer.Draining() })
+	stopReporting := reportEvery(deps.clock, reportingPeriod, stats, reporter, hz.ticked, live.rotater())
 	defer stopReporting()
 
 	prober, err := newProber(cfg, logger)
@@ -191,11 +213,18 @@ func run(ctx context.Context, deps runtimeDeps, opts ...Option) error {
 		logger.Errorw("Queue container failed to parse readiness probe", zap.Error(err))
 		return err
 	}
+	startupTrace := newStartupTrace()
+	tl.onReady = func() {
+		logger.Desugar().Info("queue-proxy ready: first probe answered 200", tl.logFields()...)
+		exportStartup(tracing.exportSpan, startupTrace.spans(tl, true))
+	}
+	tl.onFirstRequest = func() { exportStartup(tracing.exportSpan, startupTrace.spans(tl, false)) }
 
 	chain := buildChain(chainParams{
-		cfg: cfg, logger: logger, breaker: breaker, stats: stats, prober: prober,
-		inner: inner, clock: deps.clock, tracing: tracing, metrics: metrics,
+		cfg: cfg, logger: logger, breaker: breaker, stats: stats, prober: tl.prober(prober),
+		inner: inner, clock: deps.clock, tracing: tracing, metrics: metrics, live: live, timeline: tl,
 	})
+	drainer = chain.drainer
 
 	extra := metrics.servers
 	tlsServer, stopTLS, err := newTLSServer(cfg, logger, chain)
@@ -208,15 +237,21 @@ func run(ctx context.Context, deps runtimeDeps, opts ...Option) error {
 		extra = append(extra, *tlsServer)
 	}
 
-	if debug := listenDebug(cfg.DebugAddress, debugMux(checked.renderOnce()), logger); debug != nil {
+	debugHandlers := debugMux(checked.renderOnce())
+	if live != nil {
+		debugHandlers.Handle("GET "+debugStatsPath, live)
+	}
+	if debug := listenDebug(cfg.DebugAddress, debugHandlers, logger); debug != nil {
 		extra = append(extra, *debug)
 	}
 
-	servers, err := listenAll(cfg, obs, chain, adminHandler(d.Ctx, logger, chain.drainer, deps.clock), reporter, extra...)
+	servers, err := listenAll(cfg, obs, chain, adminHandler(d.Ctx, logger, chain.drainer, deps.clock, hz), reporter, extra...)
 	if err != nil {
 		logger.Errorw("Failed to bring up queue-proxy, shutting down.", zap.Error(err))
 		return err
 	}
+	servers.trackAccepts(hz, deps.clock)
+	tl.mark(phaseListening)
 	if deps.releaseMemory != nil {
 		releaseAfterStartup(d.Ctx, deps.clock, deps.releaseMemory)
 	}
@@ -264,8 +299,9 @@ func newBreaker(cc int, logger *zap.SugaredLogger) *queue.Breaker {
 	return queue.NewBreaker(params)
 }
 
-// reportEvery computes the autoscaler Stat every period until stopped.
-func reportEvery(clk clock.WithTicker, period time.Duration, stats *netstats.RequestStats, reporter *queue.ProtobufStatsReporter) (stop func()) {
+// reportEvery computes the autoscaler Stat every period until stopped, and
+// calls each of also (if not nil) with the tick's time.
+func reportEvery(clk clock.WithTicker, period time.Duration, stats *netstats.RequestStats, reporter *queue.ProtobufStatsReporter, also ...func(time.Time)) (stop func()) {
 	ticker := clk.NewTicker(period)
 	done := make(chan struct{})
 	finished := make(chan struct{})
@@ -275,6 +311,11 @@ func reportEvery(clk clock.WithTicker, period time.Duration, stats *netstats.Req
 			select {
 			case now := <-ticker.C():
 				reporter.Report(now, stats.Report(now))
+				for _, f := range also {
+					if f != nil {
+						f(now)
+					}
+				}
 			case <-done:
 				return
 			}
@@ -284,5 +325,16 @@ func reportEvery(clk clock.WithTicker, period time.Duration, stats *netstats.Req
 		ticker.Stop()
 		close(done)
 		<-finished
+	}
+}
+
+// exportStartup sends the startup trace's spans to the exporter, if
+// tracing is on.
+func exportStartup(export func(*trace.SpanData), spans []*trace.SpanData) {
+	if export == nil {
+		return
+	}
+	for _, sd := range spans {
+		export(sd)
 	}
 }

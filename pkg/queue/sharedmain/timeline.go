@@ -238,13 +238,16 @@ func newStartupTrace() *startupTrace {
 	return st
 }
 
-// spans returns the spans not returned before: a child per phase reached
-// and, with withRoot, the root span (once), ending at the last phase
-// reached. Phases reached after the root was returned come as children
-// that end after it.
+// spans returns the spans not returned before: with withRoot, the root
+// span (once), ending at the last phase reached, and a child per phase
+// reached; without, only once the root was returned, a child per phase
+// reached since (ending after the root).
 func (st *startupTrace) spans(t *timeline, withRoot bool) []*trace.SpanData {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if !withRoot && !st.rootDone {
+		return nil // the root's call will return them
+	}
 	var out []*trace.SpanData
 	prev := t.start
 	for _, r := range t.reached() {

@@ -41,7 +41,10 @@ type tracingHooks struct {
 	// and probeSampler its sampler.
 	probeSpan    string
 	probeSampler trace.Sampler
-	flush        func()
+	// exportSpan sends a finished span to the exporter, whatever the
+	// sampler says (the startup trace); nil when tracing is off.
+	exportSpan func(*trace.SpanData)
+	flush      func()
 }
 
 // stdout receives request-log lines and, with the stdout tracing protocol,
@@ -273,6 +276,7 @@ func tracingHooksFor(gen *pkgobs.Generation, sampler trace.Sampler, routeTag fun
 		proxySpans:    queue.SpanNames{Proxy: spans.Proxy, Wait: spans.Wait, UpstreamUnderWait: spans.ClientUnderWait},
 		probeSpan:     spans.Probe,
 		probeSampler:  sampler,
+		exportSpan:    exporter.ExportSpan,
 		flush: func() {
 			trace.UnregisterExporter(exporter)
 			if closeExporter == nil {

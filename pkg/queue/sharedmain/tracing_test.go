@@ -280,6 +280,7 @@ func TestRunTracingZipkin(t *testing.T) {
 	q.stop(t)
 
 	spans := collector.received(t)
+	spans = checkStartupTraceZipkin(t, spans)
 	byTrace := map[string][]model.SpanModel{}
 	var probes []model.SpanModel
 	for _, s := range spans {
@@ -691,4 +692,54 @@ func TestRunTracingCollectorDown(t *testing.T) {
 	if len(found) != 2 {
 		t.Errorf("log lines found: %v; want zipkin-go's error and the flush warning", found)
 	}
+}
+
+// checkStartupTraceZipkin checks the startup trace among spans (the run
+// answered a probe, so it was exported) and returns the other spans: a
+// root span named startupSpanName and one child per phase reached, in
+// time order, each starting where the one before ended.
+func checkStartupTraceZipkin(t *testing.T, spans []model.SpanModel) []model.SpanModel {
+	t.Helper()
+	var root *model.SpanModel
+	for i := range spans {
+		if spans[i].Name == startupSpanName {
+			root = &spans[i]
+		}
+	}
+	if root == nil {
+		t.Fatalf("no %q span among %d", startupSpanName, len(spans))
+	}
+	if root.ParentID != nil {
+		t.Errorf("startup root span has a parent %v", root.ParentID)
+	}
+	var rest, children []model.SpanModel
+	for _, s := range spans {
+		switch {
+		case s.TraceID != root.TraceID:
+			rest = append(rest, s)
+		case s.ID != root.ID:
+			children = append(children, s)
+			if s.ParentID == nil || *s.ParentID != root.ID {
+				t.Errorf("startup span %q: parent %v, want the root %v", s.Name, s.ParentID, root.ID)
+			}
+		}
+	}
+	slices.SortFunc(children, func(a, b model.SpanModel) int { return a.Timestamp.Compare(b.Timestamp) })
+	var names []string
+	for _, c := range children {
+		names = append(names, c.Name)
+	}
+	// The requests came before the probe; both phases happened by then.
+	want := []string{"parse environment", "open listeners", "wait for the first request", "wait for the first probe", "wait for the user container", "answer the first probe"}
+	if !slices.Equal(names, want) {
+		t.Errorf("startup spans %q, want %q", names, want)
+	}
+	end := root.Timestamp.Add(root.Duration)
+	if len(children) > 0 {
+		// Zipkin carries microseconds: allow their rounding.
+		if last := children[len(children)-1]; last.Timestamp.Add(last.Duration).Sub(end).Abs() > 2*time.Microsecond {
+			t.Errorf("startup root ends at %v, its last phase at %v", end, last.Timestamp.Add(last.Duration))
+		}
+	}
+	return rest
 }

@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -61,17 +60,7 @@ func TestProxyHandlerQueueObserver(t *testing.T) {
 				breaker = NewBreaker(BreakerParams{QueueDepth: 1, MaxConcurrency: tc.cc, InitialCapacity: tc.cc})
 			}
 			if tc.queueFull {
-				if err := breaker.Acquire(context.Background()); err != nil {
-					t.Fatal(err)
-				}
-				defer breaker.Release()
-				queued := make(chan error, 1)
-				qctx, cancel := context.WithCancel(context.Background())
-				defer func() { cancel(); <-queued }()
-				go func() { queued <- breaker.Acquire(qctx) }()
-				for breaker.InFlight() != 2 {
-					time.Sleep(time.Millisecond) // until the waiter is queued
-				}
+				fillBreaker(t, breaker)
 			}
 			// A clock that moves 1 ms per reading, and 5 ms in the user
 			// container.

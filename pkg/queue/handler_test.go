@@ -109,13 +109,7 @@ func TestProxyHandlerBreakerErrors(t *testing.T) {
 			}
 			defer breaker.Release()
 			if tc.name == "queue full" {
-				queued := make(chan error, 1)
-				qctx, cancel := context.WithCancel(context.Background())
-				defer func() { cancel(); <-queued }()
-				go func() { queued <- breaker.Acquire(qctx) }()
-				for breaker.InFlight() != 2 {
-					time.Sleep(time.Millisecond) // until the waiter is queued
-				}
+				queueWaiter(t, breaker)
 			}
 			stats := netstats.NewRequestStats(time.Now())
 			next := &recordingHandler{}
@@ -216,18 +210,7 @@ func TestProxyHandlerSpans(t *testing.T) {
 				breaker = NewBreaker(BreakerParams{QueueDepth: 1, MaxConcurrency: tc.cc, InitialCapacity: tc.cc})
 			}
 			if tc.queueFull {
-				// One request running, one queued: the next is rejected.
-				if err := breaker.Acquire(context.Background()); err != nil {
-					t.Fatal(err)
-				}
-				defer breaker.Release()
-				qctx, cancel := context.WithCancel(context.Background())
-				queued := make(chan error, 1)
-				defer func() { cancel(); <-queued }()
-				go func() { queued <- breaker.Acquire(qctx) }()
-				for breaker.InFlight() != 2 {
-					time.Sleep(time.Millisecond) // until the waiter is queued
-				}
+				fillBreaker(t, breaker) // the next is rejected
 			}
 			ctx := context.Background()
 			var server *trace.Span
@@ -299,5 +282,31 @@ func BenchmarkProxyHandlerTracing(b *testing.B) {
 				h.ServeHTTP(w, req)
 			}
 		})
+	}
+}
+
+// fillBreaker takes b's one running slot and queues one waiter (b must be
+// CC=1 with a queue of 1), until the test ends: the next request is
+// rejected.
+func fillBreaker(t *testing.T, b *Breaker) {
+	t.Helper()
+	if err := b.Acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Release)
+	queueWaiter(t, b)
+}
+
+// queueWaiter queues one waiter in b, whose slots are taken, until the
+// test ends.
+func queueWaiter(t *testing.T, b *Breaker) {
+	t.Helper()
+	want := b.InFlight() + 1
+	queued := make(chan error, 1)
+	qctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); <-queued })
+	go func() { queued <- b.Acquire(qctx) }()
+	for b.InFlight() != want {
+		time.Sleep(time.Millisecond) // until the waiter is queued
 	}
 }

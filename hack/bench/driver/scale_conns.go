@@ -20,18 +20,11 @@ const openers = 8
 // (warmUp) and left idle, then holding each count of -conns idle
 // keep-alive client connections, every one of which made one request.
 func (s *scaleBench) idleConns(ctx context.Context, tg scaleTarget) error {
-	c, err := tg.start(s.backend.port, false)
+	c, base, err := s.startSettled(tg)
 	if err != nil {
 		return err
 	}
 	defer c.stop()
-	if err := warmUp(c.port); err != nil {
-		return err
-	}
-	base, err := s.settledMem(c)
-	if err != nil {
-		return err
-	}
 	s.res.setIdle(tg.name, base)
 	logf("  idle: VmRSS %s, RssAnon %s", mib(base.rss), mib(base.anon))
 
@@ -55,6 +48,25 @@ func (s *scaleBench) idleConns(ctx context.Context, tg scaleTarget) error {
 		logf("  %6d idle connections: VmRSS %s, RssAnon %s", n, mib(m.rss), mib(m.anon))
 	}
 	return nil
+}
+
+// startSettled starts tg (HTTP/1.1 to the backend), warms it up, lets it
+// settle and returns it with its memory then; the caller stops it.
+func (s *scaleBench) startSettled(tg scaleTarget) (*child, mem, error) {
+	c, err := tg.start(s.backend.port, false)
+	if err != nil {
+		return nil, mem{}, err
+	}
+	if err := warmUp(c.port); err != nil {
+		c.stop()
+		return nil, mem{}, err
+	}
+	base, err := s.settledMem(c)
+	if err != nil {
+		c.stop()
+		return nil, mem{}, err
+	}
+	return c, base, nil
 }
 
 // settledMem waits -settle, then reads c's memory.

@@ -24,18 +24,11 @@ var wsDialer = &websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferS
 // then the CPU it spends while -echo-conns of them echo echoMessage,
 // one message in flight each, for -echo-duration.
 func (s *scaleBench) websockets(ctx context.Context, tg scaleTarget) error {
-	c, err := tg.start(s.backend.port, false)
+	c, base, err := s.startSettled(tg)
 	if err != nil {
 		return err
 	}
 	defer c.stop()
-	if err := warmUp(c.port); err != nil {
-		return err
-	}
-	base, err := s.settledMem(c)
-	if err != nil {
-		return err
-	}
 	s.res.setWSBase(tg.name, base)
 	logf("  before: VmRSS %s, RssAnon %s", mib(base.rss), mib(base.anon))
 

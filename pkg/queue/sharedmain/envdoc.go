@@ -315,11 +315,17 @@ var observabilityDocs = map[string]struct{ desc, def string }{
 // derived from ObservabilityConfig's json tags, with their defaults.
 func ObservabilityFields() []ObservabilityField {
 	var out []ObservabilityField
-	walkJSON(reflect.ValueOf(DefaultObservabilityConfig()), "", &out)
+	eachJSONLeaf(reflect.ValueOf(DefaultObservabilityConfig()), "", func(path string, f reflect.StructField, fv reflect.Value) {
+		out = append(out, observabilityField(path, f, fv))
+	})
 	return out
 }
 
-func walkJSON(v reflect.Value, prefix string, out *[]ObservabilityField) {
+// eachJSONLeaf calls visit with the JSON path ("tracing.samplingRate"),
+// field and value of every field of the struct v that is not itself a
+// struct, in declaration order, following the json tags as encoding/json
+// does (untagged exported fields by name, "-" and unexported ones skipped).
+func eachJSONLeaf(v reflect.Value, prefix string, visit func(path string, f reflect.StructField, fv reflect.Value)) {
 	t := v.Type()
 	for i := range t.NumField() {
 		f := t.Field(i)
@@ -330,39 +336,43 @@ func walkJSON(v reflect.Value, prefix string, out *[]ObservabilityField) {
 		if name == "" {
 			name = f.Name
 		}
-		path := prefix + name
-		fv := v.Field(i)
 		if f.Type.Kind() == reflect.Struct {
-			walkJSON(fv, path+".", out)
+			eachJSONLeaf(v.Field(i), prefix+name+".", visit)
 			continue
 		}
-		doc := observabilityDocs[path]
-		field := ObservabilityField{Path: path, Desc: doc.desc}
-		switch {
-		case f.Type == durationType:
-			field.Type = "duration (ns)"
-			field.Default = strconv.FormatInt(fv.Int(), 10)
-		case f.Type.Kind() == reflect.String:
-			field.Type = "string"
-			field.Default = fv.String()
-			if field.Default == "" {
-				field.Default = `""`
-			}
-		case f.Type.Kind() == reflect.Bool:
-			field.Type = "bool"
-			field.Default = strconv.FormatBool(fv.Bool())
-		case f.Type.Kind() == reflect.Float32 || f.Type.Kind() == reflect.Float64:
-			field.Type = "number"
-			field.Default = strconv.FormatFloat(fv.Float(), 'g', -1, 64)
-		default:
-			field.Type = f.Type.String()
-			field.Default = fmt.Sprint(fv.Interface())
-		}
-		if doc.def != "" {
-			field.Default, field.defaultProse = doc.def, true
-		}
-		*out = append(*out, field)
+		visit(prefix+name, f, v.Field(i))
 	}
+}
+
+// observabilityField documents one OBSERVABILITY_CONFIG field whose
+// default value is fv.
+func observabilityField(path string, f reflect.StructField, fv reflect.Value) ObservabilityField {
+	doc := observabilityDocs[path]
+	field := ObservabilityField{Path: path, Desc: doc.desc}
+	switch {
+	case f.Type == durationType:
+		field.Type = "duration (ns)"
+		field.Default = strconv.FormatInt(fv.Int(), 10)
+	case f.Type.Kind() == reflect.String:
+		field.Type = "string"
+		field.Default = fv.String()
+		if field.Default == "" {
+			field.Default = `""`
+		}
+	case f.Type.Kind() == reflect.Bool:
+		field.Type = "bool"
+		field.Default = strconv.FormatBool(fv.Bool())
+	case f.Type.Kind() == reflect.Float32 || f.Type.Kind() == reflect.Float64:
+		field.Type = "number"
+		field.Default = strconv.FormatFloat(fv.Float(), 'g', -1, 64)
+	default:
+		field.Type = f.Type.String()
+		field.Default = fmt.Sprint(fv.Interface())
+	}
+	if doc.def != "" {
+		field.Default, field.defaultProse = doc.def, true
+	}
+	return field
 }
 
 // Markers around the generated part of the README's "Environment" section.

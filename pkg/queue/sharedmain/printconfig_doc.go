@@ -291,7 +291,9 @@ func jsonFloat(f float64) any {
 // resolved value.
 func (d docContext) observabilityFields() object {
 	values := map[string]reflect.Value{}
-	walkObservability(reflect.ValueOf(d.c.obs.config), "", values)
+	eachJSONLeaf(reflect.ValueOf(d.c.obs.config), "", func(path string, _ reflect.StructField, fv reflect.Value) {
+		values[path] = fv
+	})
 	var out object
 	for _, f := range ObservabilityFields() {
 		v := values[f.Path]
@@ -311,27 +313,6 @@ func (d docContext) observabilityFields() object {
 		out.add(f.Path, setting{Value: value, Source: d.obsSource(f.Path)})
 	}
 	return out
-}
-
-// walkObservability maps the JSON paths of ObservabilityConfig's fields
-// (as ObservabilityFields names them) to their values in v.
-func walkObservability(v reflect.Value, prefix string, out map[string]reflect.Value) {
-	t := v.Type()
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if !f.IsExported() || name == "-" {
-			continue
-		}
-		if name == "" {
-			name = f.Name
-		}
-		if f.Type.Kind() == reflect.Struct {
-			walkObservability(v.Field(i), prefix+name+".", out)
-			continue
-		}
-		out[prefix+name] = v.Field(i)
-	}
 }
 
 // observabilityPresent returns the OBSERVABILITY_CONFIG fields that raw

@@ -154,7 +154,6 @@ func TestPrintConfigBinary(t *testing.T) {
 				p.User = harness.FreePort(t)
 				p.PickQueueProxy(t)
 				env := knativeEnv(p)
-				env["QP_DEBUG_ADDRESS"] = "127.0.0.1:0"
 				if tc.value == "\x00unset" {
 					delete(env, tc.variable)
 				} else {

@@ -28,26 +28,40 @@ func (s *scaleBench) idleConns(ctx context.Context, tg scaleTarget) error {
 	s.res.setIdle(tg.name, base)
 	logf("  idle: VmRSS %s, RssAnon %s", mib(base.rss), mib(base.anon))
 
-	var held []net.Conn
-	defer func() {
-		for _, nc := range held {
-			nc.Close()
-		}
-	}()
-	for _, n := range s.o.conns {
-		more, err := openMany(ctx, n-len(held), func() (net.Conn, error) { return oneRequestConn(c.port) })
+	held, err := holdCounts(ctx, s, c, s.o.conns, "idle connections",
+		func() (net.Conn, error) { return oneRequestConn(c.port) },
+		func(p memPoint) { s.res.addConns(tg.name, p) })
+	closeAll(held)
+	return err
+}
+
+// holdCounts opens connections with open until counts[i] are held, for
+// each count in turn, and records c's settled memory at each (what says
+// what they are, for the log). It returns those it holds, also on error.
+func holdCounts[C io.Closer](ctx context.Context, s *scaleBench, c *child, counts []int, what string,
+	open func() (C, error), record func(memPoint)) ([]C, error) {
+	var held []C
+	for _, n := range counts {
+		more, err := openMany(ctx, n-len(held), open)
 		held = append(held, more...)
 		if err != nil {
-			return err
+			return held, err
 		}
 		m, err := s.settledMem(c)
 		if err != nil {
-			return err
+			return held, err
 		}
-		s.res.addConns(tg.name, memPoint{n, m})
-		logf("  %6d idle connections: VmRSS %s, RssAnon %s", n, mib(m.rss), mib(m.anon))
+		record(memPoint{n, m})
+		logf("  %6d %s: VmRSS %s, RssAnon %s", n, what, mib(m.rss), mib(m.anon))
 	}
-	return nil
+	return held, nil
+}
+
+// closeAll closes every one of cs.
+func closeAll[C io.Closer](cs []C) {
+	for _, c := range cs {
+		c.Close()
+	}
 }
 
 // startSettled starts tg (HTTP/1.1 to the backend), warms it up, lets it

@@ -33,24 +33,12 @@ func (s *scaleBench) websockets(ctx context.Context, tg scaleTarget) error {
 	logf("  before: VmRSS %s, RssAnon %s", mib(base.rss), mib(base.anon))
 
 	url := fmt.Sprintf("ws://127.0.0.1:%d/ws", c.port)
-	var held []*websocket.Conn
-	defer func() {
-		for _, ws := range held {
-			ws.Close()
-		}
-	}()
-	for _, n := range s.o.websockets {
-		more, err := openMany(ctx, n-len(held), func() (*websocket.Conn, error) { return openEcho(url) })
-		held = append(held, more...)
-		if err != nil {
-			return err
-		}
-		m, err := s.settledMem(c)
-		if err != nil {
-			return err
-		}
-		s.res.addWS(tg.name, memPoint{n, m})
-		logf("  %6d idle websockets: VmRSS %s, RssAnon %s", n, mib(m.rss), mib(m.anon))
+	held, err := holdCounts(ctx, s, c, s.o.websockets, "idle websockets",
+		func() (*websocket.Conn, error) { return openEcho(url) },
+		func(p memPoint) { s.res.addWS(tg.name, p) })
+	defer closeAll(held)
+	if err != nil {
+		return err
 	}
 
 	var e echoResult

@@ -86,6 +86,10 @@ func jsonDocument(render func() ([]byte, error)) http.Handler {
 	})
 }
 
+// debugOn says whether QP_DEBUG_ADDRESS (already checked) asks for the
+// debug listener, and so for the live stats behind /debug/stats.
+func debugOn(addr string) bool { return !strings.EqualFold(addr, debugOff) }
+
 // listenDebug opens the debug listener on addr (QP_DEBUG_ADDRESS, already
 // checked) for h, with the internal servers' limits. It returns nil when
 // addr is off, and also, after a warning, when the address cannot be bound:
@@ -94,7 +98,7 @@ func jsonDocument(render func() ([]byte, error)) http.Handler {
 // queue-proxy from serving. The caller serves and shuts it down with the
 // other servers.
 func listenDebug(addr string, h http.Handler, logger *zap.SugaredLogger) *server {
-	if strings.EqualFold(addr, debugOff) {
+	if !debugOn(addr) {
 		return nil
 	}
 	addr = debugAddress(addr)

@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
-	"strings"
 	"time"
 
 	"go.opencensus.io/trace"
@@ -178,8 +177,8 @@ func run(ctx context.Context, deps runtimeDeps, opts ...Option) error {
 	}
 	reverseProxy := pkghttp.NewHeaderPruningReverseProxy("127.0.0.1:"+cfg.UserPort, pkghttp.NoHostOverride, pkghttp.RevisionHeaders, false)
 	reverseProxy.ErrorHandler = pkghttp.ErrorHandler(logger)
-	debugOn := !strings.EqualFold(cfg.DebugAddress, debugOff)
-	if debugOn {
+	liveOn := debugOn(cfg.DebugAddress)
+	if liveOn {
 		reverseProxy.ErrorHandler = observeUpstreamErrors(reverseProxy.ErrorHandler)
 	}
 	paths := newUpstreamPaths(cfg, reverseProxy, upstream, metrics)
@@ -200,7 +199,7 @@ func run(ctx context.Context, deps runtimeDeps, opts ...Option) error {
 	stats := netstats.NewRequestStats(start)
 	reporter := queue.NewProtobufStatsReporter(env.ServingPod, start, reportingPeriod)
 	var live *liveStats
-	if debugOn {
+	if liveOn {
 		live = newLiveStats(start, deps.clock.Now, breaker, tl)
 	}
 	var drainer *handler.Drainer // set below; the healthz asks it

@@ -74,7 +74,7 @@ func (d docContext) listeners() object {
 
 	debug := setting{Value: debugAddress(cfg.DebugAddress), Source: d.envSource("QP_DEBUG_ADDRESS"), Note: "loopback only"}
 	switch host, _, _ := net.SplitHostPort(debugAddress(cfg.DebugAddress)); {
-	case strings.EqualFold(cfg.DebugAddress, debugOff):
+	case !debugOn(cfg.DebugAddress):
 		debug = setting{Value: off, Source: debug.Source}
 	case host != "localhost" && !net.ParseIP(host).IsLoopback():
 		debug.Note = "reachable from outside the pod"

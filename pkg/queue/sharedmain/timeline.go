@@ -11,6 +11,8 @@ import (
 
 	"go.opencensus.io/trace"
 	"go.uber.org/zap"
+
+	pkghttp "github.com/queue-proxy/queue-proxy/pkg/http"
 )
 
 // processStart is when this package was initialised: within a millisecond
@@ -117,9 +119,9 @@ func (t *timeline) probes(h http.Handler) http.Handler {
 			h.ServeHTTP(w, r)
 			return
 		}
-		sw := &statusWriter{ResponseWriter: w}
-		h.ServeHTTP(sw, r)
-		if sw.status() == http.StatusOK {
+		rec := pkghttp.NewResponseRecorder(w, http.StatusOK) // nothing written: net/http sends 200
+		h.ServeHTTP(rec, r)
+		if rec.ResponseCode == http.StatusOK {
 			t.mark(phaseFirstProbe200)
 		}
 	})
@@ -132,35 +134,6 @@ func (t *timeline) firstRequest(h http.Handler) http.Handler {
 		t.mark(phaseFirstRequest)
 		h.ServeHTTP(w, r)
 	})
-}
-
-// statusWriter remembers the status written through it.
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.code == 0 && code >= 200 {
-		w.code = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(p []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	return w.ResponseWriter.Write(p)
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-func (w *statusWriter) status() int {
-	if w.code == 0 {
-		return http.StatusOK // nothing written: net/http sends 200
-	}
-	return w.code
 }
 
 // reachedPhase is a phase that happened, and when (since start).

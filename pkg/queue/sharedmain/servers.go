@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/queue-proxy/queue-proxy/pkg/http/bgread"
 	"github.com/queue-proxy/queue-proxy/pkg/http/h2c"
 	"github.com/queue-proxy/queue-proxy/pkg/profiling"
 )
@@ -25,6 +26,13 @@ const (
 	mainMaxHeaderBytes     = http.DefaultMaxHeaderBytes
 	internalMaxHeaderBytes = 64 << 10
 )
+
+// backgroundReadDelay is how long the main server defers net/http's
+// background read of a connection whose request is being served
+// (pkg/http/bgread): a request answered sooner spares a read system call,
+// and a client that goes away during a longer one cancels it this much
+// later.
+const backgroundReadDelay = time.Millisecond
 
 // Server names, as they appear in the log and in tests.
 const (
@@ -67,6 +75,9 @@ func listenAll(cfg *config, obs observability, main http.Handler, admin, metrics
 		if err != nil {
 			set.close()
 			return nil, errors.New("server " + s.name + ": " + err.Error())
+		}
+		if s.name == serverMain {
+			ln = bgread.Configure(s.srv, ln, backgroundReadDelay)
 		}
 		set = append(set, server{name: s.name, srv: s.srv, ln: ln})
 	}

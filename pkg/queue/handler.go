@@ -106,8 +106,13 @@ type proxyHandler struct {
 	observe bool // look for a QueueObserver
 }
 
-func (h *proxyHandler) event(t netstats.ReqEventType) {
-	h.stats.HandleEvent(netstats.ReqEvent{Time: h.now(), Type: t})
+// leave records the request's out event at *at, when the next handler
+// returned (zero if it panicked: now).
+func (h *proxyHandler) leave(t netstats.ReqEventType, at *time.Time) {
+	if at.IsZero() {
+		*at = h.now()
+	}
+	h.stats.HandleEvent(netstats.ReqEvent{Time: *at, Type: t})
 }
 
 // observed is the request's QueueObserver, if observing, and its entry
@@ -118,17 +123,22 @@ type observed struct {
 	admitted time.Time
 }
 
-func (o *observed) queueDone(in time.Time, admitted bool) {
+// queueDone reports the wait from in to at (zero: now).
+func (o *observed) queueDone(in, at time.Time, admitted bool) {
 	if o.o == nil {
 		return
 	}
-	o.admitted = o.now()
-	o.o.QueueDone(o.admitted.Sub(in), admitted)
+	if at.IsZero() {
+		at = o.now()
+	}
+	o.admitted = at
+	o.o.QueueDone(at.Sub(in), admitted)
 }
 
-func (o *observed) upstreamDone() {
+// upstreamDone reports the time from admission to at.
+func (o *observed) upstreamDone(at time.Time) {
 	if o.o != nil {
-		o.o.UpstreamDone(o.now().Sub(o.admitted))
+		o.o.UpstreamDone(at.Sub(o.admitted))
 	}
 }
 
@@ -144,7 +154,8 @@ func (h *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	entered := h.now()
 	h.stats.HandleEvent(netstats.ReqEvent{Time: entered, Type: in})
-	defer h.event(out) // not HandleEvent(...) directly: its argument would be evaluated now
+	var left time.Time // when next returned: one clock reading for the out event and the observer
+	defer h.leave(out, &left)
 	var obs observed
 	if h.observe {
 		obs.o, _ = pkghttp.FindWriter[QueueObserver](w)
@@ -163,9 +174,10 @@ func (h *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	netheader.RewriteHostOut(r)
 
 	if h.breaker == nil {
-		obs.queueDone(entered, true)
+		obs.queueDone(entered, entered, true) // no queue: admitted as it entered
 		h.next.ServeHTTP(w, r)
-		obs.upstreamDone()
+		left = h.now()
+		obs.upstreamDone(left)
 		return
 	}
 	var wait *trace.Span
@@ -180,7 +192,7 @@ func (h *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if wait != nil {
 		wait.End()
 	}
-	obs.queueDone(entered, err == nil)
+	obs.queueDone(entered, time.Time{}, err == nil)
 	if err != nil {
 		switch {
 		case errors.Is(err, ErrRequestQueueFull), errors.Is(err, context.DeadlineExceeded):
@@ -192,5 +204,6 @@ func (h *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer h.breaker.Release()
 	h.next.ServeHTTP(w, r)
-	obs.upstreamDone()
+	left = h.now()
+	obs.upstreamDone(left)
 }

@@ -84,7 +84,7 @@ type conn struct {
 	read  bool         // a read returned bytes (for the preface check)
 
 	mu      sync.Mutex
-	past    bool          // the read deadline is set and has passed
+	past    bool          // the read deadline is set before the process started
 	waiting bool          // a deferred read waits on abort
 	abort   chan struct{} // buffered 1; sent to only while waiting
 
@@ -103,7 +103,10 @@ const h2Preface = "PRI *"
 
 // Read reads from the socket, after the delay for a one-byte read while
 // armed: a read deadline set in the past meanwhile ends it at once, with
-// a timeout and without a system call.
+// a timeout and without a system call. (A deadline already past when the
+// read starts ends it at once if it is older than the process, as
+// net/http's abort is; a more recent one ends it after the delay, at the
+// socket.)
 func (c *conn) Read(p []byte) (int, error) {
 	if len(p) != 1 || c.state.Load() != stateArmed {
 		n, err := c.TCPConn.Read(p)
@@ -158,10 +161,11 @@ func (c *conn) Read(p []byte) (int, error) {
 // if t has passed.
 func (c *conn) SetReadDeadline(t time.Time) error {
 	err := c.TCPConn.SetReadDeadline(t)
-	past := !t.IsZero() && t.Before(time.Now())
 	c.mu.Lock()
-	c.past = past
-	if past && c.waiting {
+	// net/http aborts with a deadline long past; reading the clock only
+	// when a deferred read waits keeps it off the path of every request.
+	c.past = !t.IsZero() && t.Before(processStart)
+	if c.waiting && !t.IsZero() && (c.past || t.Before(time.Now())) {
 		select {
 		case c.abort <- struct{}{}:
 		default:
@@ -178,6 +182,10 @@ func (c *conn) SetDeadline(t time.Time) error {
 	}
 	return c.TCPConn.SetWriteDeadline(t)
 }
+
+// processStart bounds the deadlines known to have passed without reading
+// the clock.
+var processStart = time.Now()
 
 // testHookSocketRead, if set (tests only), is called when a deferred read
 // goes to the socket.

@@ -282,6 +282,14 @@ func TestDeadlines(t *testing.T) {
 	if _, err := c.Read(b[:]); !isTimeout(err) {
 		t.Fatalf("read after a past deadline: %v, want a timeout", err)
 	}
+	// A recent past deadline set before the read ends it after the delay,
+	// at the socket.
+	c.delay = 10 * time.Millisecond
+	c.SetReadDeadline(time.Now().Add(-time.Second))
+	if _, err := c.Read(b[:]); !isTimeout(err) {
+		t.Fatalf("read after a recent past deadline: %v, want a timeout", err)
+	}
+	c.delay = never
 	// Set during the read: it ends the wait.
 	c.SetReadDeadline(time.Time{})
 	errc := make(chan error, 1)

@@ -26,8 +26,10 @@ const (
 )
 
 // Conn is a pooled upstream connection with its buffered reader and
-// writer, which stay with the connection for its whole life: neither the
-// Conn nor its buffers are allocated again when it is reused.
+// writer. The Conn is not allocated again when it is reused; its buffers
+// are attached while it is in use (from Get or GetFresh until Put or
+// Discard) and given back to shared pools while it is idle, so that the
+// connections a burst leaves idle hold no buffers (8 KiB each).
 //
 // A Conn belongs to one goroutine from Get (or GetFresh) until it is given
 // back, exactly once, with Put or Discard.
@@ -160,6 +162,7 @@ func (p *Pool) get(ctx context.Context, unchecked time.Duration) (c *Conn, reuse
 		p.mu.Unlock()
 
 		if !p.expired(c, now) && (now.Sub(c.idleSince) < unchecked || c.alive()) {
+			c.attach()
 			return c, true, nil
 		}
 		c.Conn.Close()
@@ -197,9 +200,10 @@ func (p *Pool) GetFresh(ctx context.Context) (*Conn, error) {
 // then in doubt. It panics if c is already idle.
 func (p *Pool) Put(c *Conn) {
 	if c.R.Buffered() > 0 || c.W.Buffered() > 0 {
-		c.Conn.Close()
+		p.Discard(c)
 		return
 	}
+	c.detach()
 	now := p.now()
 	c.idleSince = now
 
@@ -231,6 +235,35 @@ func (p *Pool) Put(c *Conn) {
 // to its end, a response that said close). c must not be idle.
 func (p *Pool) Discard(c *Conn) {
 	c.Conn.Close()
+	c.detach()
+}
+
+// Buffers of the connections in use, shared by every Pool.
+var (
+	poolReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, poolBufSize) }}
+	poolWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, poolBufSize) }}
+)
+
+// attach gives c its buffers.
+func (c *Conn) attach() {
+	c.R = poolReaders.Get().(*bufio.Reader)
+	c.R.Reset(c.Conn)
+	c.W = poolWriters.Get().(*bufio.Writer)
+	c.W.Reset(c.Conn)
+}
+
+// detach gives c's buffers back, emptied.
+func (c *Conn) detach() {
+	if c.R != nil {
+		c.R.Reset(nil)
+		poolReaders.Put(c.R)
+		c.R = nil
+	}
+	if c.W != nil {
+		c.W.Reset(nil)
+		poolWriters.Put(c.W)
+		c.W = nil
+	}
 }
 
 // CloseIdle closes every idle connection, for shutdown and for callers of
@@ -292,11 +325,8 @@ func (p *Pool) now() time.Time {
 // poolNewConn wraps nc with its buffers and, where it can be probed, its
 // raw descriptor.
 func poolNewConn(nc net.Conn) *Conn {
-	c := &Conn{
-		Conn: nc,
-		R:    bufio.NewReaderSize(nc, poolBufSize),
-		W:    bufio.NewWriterSize(nc, poolBufSize),
-	}
+	c := &Conn{Conn: nc}
+	c.attach()
 	if sc, ok := nc.(syscall.Conn); ok && poolCanProbe {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.raw = raw

@@ -481,6 +481,51 @@ func TestPoolDiscard(t *testing.T) {
 
 // TestPoolPutInDoubt checks that Put closes a connection with bytes left in
 // its buffers instead of keeping it.
+// An idle connection holds no buffers; one handed out has its own, empty,
+// reading and writing its connection; Discard gives them back too.
+func TestPoolBuffersOnlyInUse(t *testing.T) {
+	poolVerifyNone(t)
+	srv := poolStartServer(t)
+	p := &Pool{Addr: srv.ln.Addr().String()}
+	defer p.CloseIdle()
+
+	a := poolGet(t, p, false)
+	peer := srv.next(t)
+	if a.R == nil || a.W == nil {
+		t.Fatal("a new connection has no buffers")
+	}
+	p.Put(a)
+	if a.R != nil || a.W != nil {
+		t.Fatal("an idle connection holds its buffers")
+	}
+	b := poolGet(t, p, true)
+	if b != a || b.R == nil || b.W == nil || b.R.Buffered() != 0 || b.W.Buffered() != 0 {
+		t.Fatalf("reused connection: same %v, buffers %v %v", b == a, b.R, b.W)
+	}
+	// The buffers are the connection's: a write reaches the peer and the
+	// peer's answer is read.
+	b.W.WriteString("ping")
+	if err := b.W.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	peer.SetDeadline(time.Now().Add(poolWaitTimeout))
+	got := make([]byte, 4)
+	if _, err := io.ReadFull(peer, got); err != nil || string(got) != "ping" {
+		t.Fatalf("peer read %q, %v", got, err)
+	}
+	peer.Write([]byte("pong"))
+	b.Conn.SetReadDeadline(time.Now().Add(poolWaitTimeout))
+	if line, err := b.R.Peek(4); err != nil || string(line) != "pong" {
+		t.Fatalf("read %q, %v", line, err)
+	}
+	b.R.Discard(4)
+	b.Conn.SetReadDeadline(time.Time{})
+	p.Discard(b)
+	if b.R != nil || b.W != nil {
+		t.Fatal("a discarded connection holds its buffers")
+	}
+}
+
 func TestPoolPutInDoubt(t *testing.T) {
 	cases := []struct {
 		name  string

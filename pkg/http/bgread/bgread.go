@@ -151,10 +151,11 @@ func (c *conn) Read(p []byte) (int, error) {
 	if aborted {
 		return 0, errAborted
 	}
+	n, err := c.TCPConn.Read(p)
 	if testHookSocketRead != nil {
-		testHookSocketRead()
+		testHookSocketRead(n)
 	}
-	return c.TCPConn.Read(p)
+	return n, err
 }
 
 // SetReadDeadline sets the socket's read deadline and ends a deferred read
@@ -188,5 +189,5 @@ func (c *conn) SetDeadline(t time.Time) error {
 var processStart = time.Now()
 
 // testHookSocketRead, if set (tests only), is called when a deferred read
-// goes to the socket.
-var testHookSocketRead func()
+// has read the socket, with the count read.
+var testHookSocketRead func(n int)

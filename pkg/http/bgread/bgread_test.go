@@ -25,8 +25,9 @@ const never = time.Hour
 
 // serve starts an HTTP/1.1 server (and h2c by prior knowledge if h2c) on
 // loopback with Configure(delay), and returns its address. The count of
-// deferred reads that went to the socket is in socketReads.
-func serve(t *testing.T, delay time.Duration, h2c bool, h http.Handler) (addr string, socketReads *atomic.Int64) {
+// deferred reads that went to the socket is in socketReads; gotByte
+// receives (without blocking) when one of them read a byte.
+func serve(t *testing.T, delay time.Duration, h2c bool, h http.Handler) (addr string, socketReads *atomic.Int64, gotByte <-chan struct{}) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -43,7 +44,16 @@ func serve(t *testing.T, delay time.Duration, h2c bool, h http.Handler) (addr st
 	srv.ConnState = func(net.Conn, http.ConnState) { states.Add(1) }
 	wrapped := Configure(srv, ln, delay)
 	n := new(atomic.Int64)
-	testHookSocketRead = func() { n.Add(1) }
+	got := make(chan struct{}, 1)
+	testHookSocketRead = func(read int) {
+		n.Add(1)
+		if read == 1 {
+			select {
+			case got <- struct{}{}:
+			default:
+			}
+		}
+	}
 	done := make(chan struct{})
 	go func() { defer close(done); srv.Serve(wrapped) }()
 	t.Cleanup(func() {
@@ -54,7 +64,30 @@ func serve(t *testing.T, delay time.Duration, h2c bool, h http.Handler) (addr st
 			t.Error("the server's own ConnState hook was not chained")
 		}
 	})
-	return ln.Addr().String(), n
+	return ln.Addr().String(), n, got
+}
+
+// dial connects to addr, with every read and write bounded by 5 s, and
+// closes the connection when the test ends.
+func dial(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	return c, bufio.NewReader(c)
+}
+
+// waitFor waits up to 5 s for cond to hold.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after 5 s", what)
+		}
+	}
 }
 
 // rawRequest writes req on c and reads one response, within 5 s.
@@ -86,19 +119,14 @@ func bodyOf(t *testing.T, resp *http.Response) string {
 // background, and its context is not cancelled by the abort.
 func TestFastRequestsSkipSocketRead(t *testing.T) {
 	var cancelled atomic.Int64
-	addr, socketReads := serve(t, never, false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	addr, socketReads, _ := serve(t, never, false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		if r.Context().Err() != nil {
 			cancelled.Add(1)
 		}
 		fmt.Fprintf(w, "%s %s", r.Method, r.URL.Path)
 	}))
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	br := bufio.NewReader(c)
+	c, br := dial(t, addr)
 	for i := range 50 {
 		req := fmt.Sprintf("GET /%d HTTP/1.1\r\nHost: x\r\n\r\n", i)
 		want := fmt.Sprintf("GET /%d", i)
@@ -124,7 +152,7 @@ func TestFastRequestsSkipSocketRead(t *testing.T) {
 func TestClientGoneCancelsAfterDelay(t *testing.T) {
 	started := make(chan struct{})
 	result := make(chan error, 1)
-	addr, socketReads := serve(t, 5*time.Millisecond, false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	addr, socketReads, _ := serve(t, 5*time.Millisecond, false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		close(started)
 		select {
 		case <-r.Context().Done():
@@ -133,10 +161,7 @@ func TestClientGoneCancelsAfterDelay(t *testing.T) {
 			result <- fmt.Errorf("context not cancelled 5 s after the client closed")
 		}
 	}))
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, _ := dial(t, addr)
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	<-started
 	c.Close()
@@ -152,24 +177,29 @@ func TestClientGoneCancelsAfterDelay(t *testing.T) {
 // with the first or while it is served (then the background read, gone to
 // the socket after the delay, takes its first byte).
 func TestPipelined(t *testing.T) {
-	release := make(chan struct{})
-	addr, socketReads := serve(t, time.Millisecond, false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	waiting, release := make(chan struct{}), make(chan struct{})
+	addr, socketReads, gotByte := serve(t, time.Millisecond, false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/wait" {
+			close(waiting)
 			<-release
 		}
 		io.WriteString(w, r.URL.Path)
 	}))
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	br := bufio.NewReader(c)
+	c, br := dial(t, addr)
 	io.WriteString(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\nGET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
-	time.Sleep(20 * time.Millisecond) // past the delay: the background read is on the socket
+	// The three usually arrive and are read together, so that the first
+	// background read to find a byte is /wait's, taking /c's first byte.
+	select {
+	case <-waiting:
+	case <-time.After(5 * time.Second):
+		t.Fatal("/wait was not served")
+	}
 	io.WriteString(c, "GET /c HTTP/1.1\r\nHost: x\r\n\r\n")
-	time.Sleep(20 * time.Millisecond)
+	select {
+	case <-gotByte:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no background read took the first byte of /c")
+	}
 	close(release)
 	for _, want := range []string{"/a", "/b", "/wait", "/c"} {
 		resp, err := http.ReadResponse(br, nil)
@@ -187,7 +217,7 @@ func TestPipelined(t *testing.T) {
 
 // Once hijacked, one-byte reads go to the socket at once.
 func TestHijackedNotDeferred(t *testing.T) {
-	addr, socketReads := serve(t, never, false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	addr, socketReads, _ := serve(t, never, false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		nc, brw, err := http.NewResponseController(w).Hijack()
 		if err != nil {
 			t.Error(err)
@@ -206,13 +236,7 @@ func TestHijackedNotDeferred(t *testing.T) {
 			nc.Write(b[:])
 		}
 	}))
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	br := bufio.NewReader(c)
+	c, br := dial(t, addr)
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil || resp.StatusCode != 101 {
@@ -233,7 +257,7 @@ func TestHijackedNotDeferred(t *testing.T) {
 // HTTP/2 by prior knowledge is never deferred: one-byte DATA frames and
 // the frames' own reads go straight to the socket.
 func TestH2CPriorKnowledgeNotDeferred(t *testing.T) {
-	addr, _ := serve(t, never, true, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	addr, _, _ := serve(t, never, true, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		fmt.Fprintf(w, "%s %s", r.Proto, b)
 	}))
@@ -294,7 +318,7 @@ func TestDeadlines(t *testing.T) {
 	c.SetReadDeadline(time.Time{})
 	errc := make(chan error, 1)
 	go func() { _, err := c.Read(b[:]); errc <- err }()
-	time.Sleep(10 * time.Millisecond)
+	waitFor(t, "the deferred read waits", func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.waiting })
 	c.SetReadDeadline(time.Now().Add(-time.Second))
 	select {
 	case err := <-errc:

@@ -308,6 +308,23 @@ func TestEnvListFlag(t *testing.T) {
 
 // TestReportTargets checks the verdicts of issue 13's load targets on
 // synthetic medians: all met, then each target missed alone.
+// The CPU target lines add the ratios taken repetition by repetition.
+func TestReportPairedCPU(t *testing.T) {
+	r := report{results: map[string]map[string][]sample{"16 conns": {
+		bareName: {{cpuPer10k: 1}, {cpuPer10k: 2}, {cpuPer10k: 1}},
+		qp0Name:  {{cpuPer10k: 0.9}, {cpuPer10k: 1.6}, {cpuPer10k: 1}},
+		qp10Name: {{cpuPer10k: 0.7}, {cpuPer10k: 1.8}, {cpuPer10k: 0.8}},
+	}}}
+	want := "; per repetition, median and range: 0.90× at CC=0 (0.80×–1.00×), 0.80× at CC=10 (0.70×–0.90×)"
+	if got := r.pairedCPU("16 conns"); got != want {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+	r.results["16 conns"][qp0Name] = r.results["16 conns"][qp0Name][:1]
+	if got := r.pairedCPU("16 conns"); got != "" {
+		t.Errorf("one repetition: got %q, want nothing", got)
+	}
+}
+
 func TestReportTargets(t *testing.T) {
 	const ms = time.Millisecond
 	// good is a cell meeting every target: queue-proxy at 0.75× the bare

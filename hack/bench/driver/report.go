@@ -197,7 +197,8 @@ func (r *report) loadTargets(check func(bool, string, ...any)) {
 	for _, l := range []string{c16, paced} {
 		bare := r.median(l, bareName)
 		q0, q10 := r.median(l, qp0Name).cpu/bare.cpu, r.median(l, qp10Name).cpu/bare.cpu
-		check(q0 <= maxCPURatio && q10 <= maxCPURatio, "CPU per request, %s: %s the bare proxy at CC=0, %s at CC=10 (target ≤ %.2f×)", l, fmtRatio(q0), fmtRatio(q10), maxCPURatio)
+		check(q0 <= maxCPURatio && q10 <= maxCPURatio, "CPU per request, %s: %s the bare proxy at CC=0, %s at CC=10 (target ≤ %.2f×)%s",
+			l, fmtRatio(q0), fmtRatio(q10), maxCPURatio, r.pairedCPU(l))
 	}
 	b16, q16 := r.median(c16, bareName), r.median(c16, qp0Name)
 	b64, q64 := r.median(c64, bareName), r.median(c64, qp0Name)
@@ -209,6 +210,30 @@ func (r *report) loadTargets(check func(bool, string, ...any)) {
 	sleep := r.median(sleepLoadName, qp10Name)
 	tail = float64(sleep.p99) / float64(sleep.p50)
 	check(tail <= maxSleepTailRatio, "CC=10, %s: p99 %s = %.2f× p50 %s (target ≤ %.1f×)", sleepLoadName, fmtDur(sleep.p99), tail, fmtDur(sleep.p50), maxSleepTailRatio)
+}
+
+// pairedCPU describes, for information, the CPU ratios to the bare proxy
+// taken repetition by repetition (each repetition runs every target once,
+// close together in time): their median and range at CC=0 and CC=10. On a
+// machine whose speed drifts between repetitions they spread less than
+// the medians' ratio suggests. "" with fewer than two repetitions.
+func (r *report) pairedCPU(l string) string {
+	var parts []string
+	for _, tg := range []string{qp0Name, qp10Name} {
+		bare, qp := r.results[l][bareName], r.results[l][tg]
+		var ratios []float64
+		for i := range min(len(bare), len(qp)) {
+			if bare[i].cpuPer10k > 0 {
+				ratios = append(ratios, qp[i].cpuPer10k/bare[i].cpuPer10k)
+			}
+		}
+		if len(ratios) < 2 {
+			return ""
+		}
+		parts = append(parts, fmt.Sprintf("%s at %s (%s–%s)", fmtRatio(median(ratios)), strings.TrimPrefix(tg, "queue-proxy "),
+			fmtRatio(slices.Min(ratios)), fmtRatio(slices.Max(ratios))))
+	}
+	return "; per repetition, median and range: " + strings.Join(parts, ", ")
 }
 
 func onOff(b bool) string {

@@ -19,8 +19,18 @@
 // background read (or, at worst, the last byte allowed of a request head
 // at the 1 MiB limit, which is then read the delay later).
 //
+// Read deadlines are applied lazily while net/http serves HTTP/1.x: it sets
+// one four or five times per request (header timeout, its end, the abort
+// and its reset, the idle wait), and each is a runtime timer update. The
+// wrapper keeps the last one set and gives it to the socket before the
+// next socket read, or at once while a read is at the socket; so a request
+// whose head was already buffered costs none. A deadline set on a closed
+// connection then reports no error (the next read does).
+//
 // Everything else the connection does is *net.TCPConn's: its ReadFrom and
-// WriteTo (sendfile, splice), CloseWrite and deadlines.
+// WriteTo (sendfile, splice), CloseWrite and write deadlines. Once the
+// connection is hijacked or speaks HTTP/2, deadlines go to the socket at
+// once, so that the socket's own reads (WriteTo) honour them.
 package bgread
 
 import (
@@ -43,7 +53,7 @@ func Configure(srv *http.Server, ln net.Listener, delay time.Duration) net.Liste
 			case http.StateActive:
 				dc.state.CompareAndSwap(stateNew, stateArmed)
 			case http.StateHijacked, http.StateClosed:
-				dc.state.Store(stateOff)
+				dc.turnOff()
 			}
 		}
 		if next != nil {
@@ -88,6 +98,11 @@ type conn struct {
 	waiting bool          // a deferred read waits on abort
 	abort   chan struct{} // buffered 1; sent to only while waiting
 
+	// The read deadline last set, and the one the socket has: they differ
+	// until the next socket read. atSocket counts reads in the socket.
+	deadline, applied time.Time
+	atSocket          int
+
 	timer *time.Timer // used by the one deferred read at a time
 }
 
@@ -108,14 +123,18 @@ const h2Preface = "PRI *"
 // net/http's abort is; a more recent one ends it after the delay, at the
 // socket.)
 func (c *conn) Read(p []byte) (int, error) {
-	if len(p) != 1 || c.state.Load() != stateArmed {
-		n, err := c.TCPConn.Read(p)
+	state := c.state.Load()
+	if state == stateOff {
+		return c.TCPConn.Read(p)
+	}
+	if len(p) != 1 || state != stateArmed {
+		n, err := c.socketRead(p)
 		if !c.read && n > 0 {
 			// Reads are serialised by the server (and HTTP/2's reader),
 			// so the first is seen by one goroutine.
 			c.read = true
 			if m := min(n, len(h2Preface)); string(p[:m]) == h2Preface[:m] {
-				c.state.Store(stateOff)
+				c.turnOff()
 			}
 		}
 		return n, err
@@ -151,18 +170,53 @@ func (c *conn) Read(p []byte) (int, error) {
 	if aborted {
 		return 0, errAborted
 	}
-	n, err := c.TCPConn.Read(p)
+	n, err := c.socketRead(p)
 	if testHookSocketRead != nil {
 		testHookSocketRead(n)
 	}
 	return n, err
 }
 
-// SetReadDeadline sets the socket's read deadline and ends a deferred read
-// if t has passed.
-func (c *conn) SetReadDeadline(t time.Time) error {
-	err := c.TCPConn.SetReadDeadline(t)
+// socketRead reads the socket, after giving it the read deadline last set.
+func (c *conn) socketRead(p []byte) (int, error) {
 	c.mu.Lock()
+	c.applyLocked()
+	c.atSocket++
+	c.mu.Unlock()
+	n, err := c.TCPConn.Read(p)
+	c.mu.Lock()
+	c.atSocket--
+	c.mu.Unlock()
+	return n, err
+}
+
+// applyLocked gives the socket the read deadline last set, if it has
+// another one; c.mu is held.
+func (c *conn) applyLocked() error {
+	if c.deadline.Equal(c.applied) {
+		return nil
+	}
+	if testHookApplyDeadline != nil {
+		testHookApplyDeadline()
+	}
+	c.applied = c.deadline
+	return c.TCPConn.SetReadDeadline(c.deadline)
+}
+
+// turnOff stops deferring reads and deadlines for good.
+func (c *conn) turnOff() {
+	c.mu.Lock()
+	c.state.Store(stateOff)
+	c.applyLocked()
+	c.mu.Unlock()
+}
+
+// SetReadDeadline sets the read deadline, for the next socket read or at
+// once (see the package comment), and ends a deferred read if t has
+// passed.
+func (c *conn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	// net/http aborts with a deadline long past; reading the clock only
 	// when a deferred read waits keeps it off the path of every request.
 	c.past = !t.IsZero() && t.Before(processStart)
@@ -172,8 +226,11 @@ func (c *conn) SetReadDeadline(t time.Time) error {
 		default:
 		}
 	}
-	c.mu.Unlock()
-	return err
+	c.deadline = t
+	if c.atSocket > 0 || c.state.Load() == stateOff {
+		return c.applyLocked()
+	}
+	return nil
 }
 
 // SetDeadline sets both deadlines, the read one as SetReadDeadline.
@@ -187,6 +244,10 @@ func (c *conn) SetDeadline(t time.Time) error {
 // processStart bounds the deadlines known to have passed without reading
 // the clock.
 var processStart = time.Now()
+
+// testHookApplyDeadline, if set (tests only), is called when a read
+// deadline goes to the socket.
+var testHookApplyDeadline func()
 
 // testHookSocketRead, if set (tests only), is called when a deferred read
 // has read the socket, with the count read.

@@ -118,7 +118,9 @@ func bodyOf(t *testing.T, resp *http.Response) string {
 // A request answered within the delay never reads the socket in the
 // background, and its context is not cancelled by the abort.
 func TestFastRequestsSkipSocketRead(t *testing.T) {
-	var cancelled atomic.Int64
+	var cancelled, applied atomic.Int64
+	testHookApplyDeadline = func() { applied.Add(1) } // before the server starts
+	t.Cleanup(func() { testHookApplyDeadline = nil }) // after it stops
 	addr, socketReads, _ := serve(t, never, false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		if r.Context().Err() != nil {
@@ -144,6 +146,95 @@ func TestFastRequestsSkipSocketRead(t *testing.T) {
 	}
 	if n := cancelled.Load(); n != 0 {
 		t.Errorf("%d request contexts cancelled, want 0", n)
+	}
+	// The first request's header deadline and its reset; net/http sets
+	// about 250 for the 50 requests.
+	if n := applied.Load(); n > 2 {
+		t.Errorf("%d read deadlines went to the socket, want at most 2", n)
+	}
+}
+
+// Read deadlines wait for the next socket read, apply at once to a read at
+// the socket, and go straight to the socket once deferral is off (where
+// the socket's own reads, WriteTo, must honour them).
+func TestLazyDeadlines(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	l := Configure(&http.Server{}, ln, never)
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	nc, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	c := nc.(*conn)
+	var applied atomic.Int64
+	testHookApplyDeadline = func() { applied.Add(1) }
+	defer func() { testHookApplyDeadline = nil }()
+	buf := make([]byte, 4)
+
+	// Kept, not applied, until a read; then the last one applies.
+	for _, d := range []time.Time{time.Now().Add(time.Minute), {}, time.Unix(1, 0), {}, time.Unix(1, 0)} {
+		if err := c.SetReadDeadline(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := applied.Load(); n != 0 {
+		t.Fatalf("%d deadlines applied before any read, want 0", n)
+	}
+	if _, err := c.Read(buf); !isTimeout(err) {
+		t.Fatalf("read after a past deadline: %v, want a timeout", err)
+	}
+	// The same deadline again is not applied again.
+	c.SetReadDeadline(time.Unix(1, 0))
+	c.Read(buf)
+	if n := applied.Load(); n != 1 {
+		t.Fatalf("%d deadlines applied, want 1", n)
+	}
+	// A read at the socket gets a new deadline at once.
+	c.SetReadDeadline(time.Time{})
+	errc := make(chan error, 1)
+	go func() { _, err := c.Read(buf); errc <- err }()
+	waitFor(t, "the read is at the socket", func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.atSocket == 1 })
+	c.SetReadDeadline(time.Unix(1, 0))
+	select {
+	case err := <-errc:
+		if !isTimeout(err) {
+			t.Fatalf("read ended by a deadline: %v, want a timeout", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a deadline set during a socket read did not end it")
+	}
+	// Off (hijacked): deadlines apply at once, pending ones when it turns
+	// off, and bind the socket's own reads.
+	c.SetReadDeadline(time.Time{})
+	c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	before := applied.Load()
+	c.turnOff()
+	if applied.Load() != before+1 {
+		t.Fatal("the pending deadline was not applied when deferral turned off")
+	}
+	start := time.Now()
+	if _, err := c.WriteTo(io.Discard); !isTimeout(err) {
+		t.Fatalf("WriteTo after a 50 ms deadline: %v, want a timeout", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Fatal("WriteTo outlived its deadline")
+	}
+	c.SetReadDeadline(time.Unix(1, 0))
+	if applied.Load() != before+2 {
+		t.Fatal("a deadline set after turning off was not applied at once")
+	}
+	client.Write([]byte("q"))
+	if _, err := c.Read(buf); !isTimeout(err) {
+		t.Fatalf("read after a past deadline, off: %v, want a timeout", err)
 	}
 }
 

@@ -1,0 +1,387 @@
+package h1server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Connection states, for Shutdown.
+const (
+	stateNew int32 = iota
+	stateActive
+	stateIdle
+	stateGone // closed, hijacked or handed to the generic server
+)
+
+// aLongTimeAgo is a read deadline that ends a pending read at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// conn is one client connection served by the fast path.
+type conn struct {
+	s        *Server
+	rwc      net.Conn
+	remote   string
+	ctx      context.Context // the connection's; a request's derives from it
+	cancel   context.CancelFunc
+	accepted time.Time
+	state    atomic.Int32
+
+	br *bufio.Reader // over cr
+	bw *bufio.Writer // over the connection, recording write errors in werr
+	cr connReader
+
+	werr       error
+	hijacked   bool
+	lastMethod string
+	clenBuf    [20]byte
+	dateBuf    [29]byte
+
+	// The background read of the request being served (watch).
+	mu        sync.Mutex
+	cond      sync.Cond
+	armed     bool // the request's body is read: a watch may start
+	watching  bool // a watch read is in flight
+	aborted   bool // the watch read was ended on purpose
+	timer     *time.Timer
+	reqCancel context.CancelFunc
+	notify    chan bool // CloseNotify's, for the request (nil: not asked)
+}
+
+// connReader reads the connection, returning first the byte a watch read
+// (a pipelined request's first byte).
+type connReader struct {
+	c       *conn
+	hasByte bool
+	b       [1]byte
+}
+
+func (r *connReader) Read(p []byte) (int, error) {
+	c := r.c
+	c.mu.Lock()
+	if r.hasByte && len(p) > 0 {
+		p[0] = r.b[0]
+		r.hasByte = false
+		c.mu.Unlock()
+		return 1, nil
+	}
+	c.mu.Unlock()
+	return c.rwc.Read(p)
+}
+
+// errWriter records the connection's first write error.
+type errWriter struct{ c *conn }
+
+func (w errWriter) Write(p []byte) (int, error) {
+	n, err := w.c.rwc.Write(p)
+	if err != nil && w.c.werr == nil {
+		w.c.werr = err
+		w.c.cancel()
+	}
+	return n, err
+}
+
+func (s *Server) newConn(rwc net.Conn) *conn {
+	c := &conn{s: s, rwc: rwc, remote: rwc.RemoteAddr().String(), accepted: time.Now()}
+	c.cond.L = &c.mu
+	c.cr.c = c
+	c.br = bufio.NewReaderSize(&c.cr, readBufferSize)
+	c.bw = bufio.NewWriterSize(errWriter{c}, writeBufferSize)
+	ctx := context.WithValue(s.baseCtx, http.LocalAddrContextKey, rwc.LocalAddr())
+	c.ctx, c.cancel = context.WithCancel(ctx)
+	return c
+}
+
+// Buffer sizes, net/http's.
+const (
+	readBufferSize  = 4 << 10
+	writeBufferSize = 4 << 10
+)
+
+// serve reads and answers requests until the connection ends, is
+// hijacked, or meets a request for the generic server.
+func (c *conn) serve() {
+	handedOff := false
+	defer func() {
+		if p := recover(); p != nil && p != http.ErrAbortHandler {
+			buf := make([]byte, 64<<10)
+			buf = buf[:runtime.Stack(buf, false)]
+			c.s.logf("http: panic serving %v: %v\n%s", c.remote, p, buf)
+		}
+		c.cancel()
+		c.state.Store(stateGone)
+		if !c.hijacked && !handedOff {
+			c.bw.Flush()
+			c.rwc.Close()
+		}
+		c.s.untrack(c)
+	}()
+
+	headerDeadline := false
+	if d := c.s.ReadHeaderTimeout; d > 0 {
+		c.rwc.SetReadDeadline(time.Now().Add(d))
+		headerDeadline = true
+	}
+	for first := true; ; first = false {
+		// The next request's first bytes: no deadline but the first
+		// request's; net/http waits for four of them, except for the
+		// first request.
+		want := 4
+		if first {
+			want = 1
+		}
+		if _, err := c.br.Peek(want); err != nil {
+			return
+		}
+		if !c.state.CompareAndSwap(stateIdle, stateActive) && !c.state.CompareAndSwap(stateNew, stateActive) {
+			return // closed by Shutdown
+		}
+		if c.lastMethod == http.MethodPost {
+			peek, _ := c.br.Peek(4)
+			c.br.Discard(leadingCRorLF(peek))
+		}
+		h, n, o := c.readHead(&headerDeadline)
+		if o == generic {
+			handedOff = c.s.handOff(c)
+			return
+		}
+		if o != complete || c.s.shuttingDown.Load() {
+			return
+		}
+		if headerDeadline {
+			c.rwc.SetReadDeadline(time.Time{})
+			headerDeadline = false
+		}
+		c.br.Discard(n)
+		c.lastMethod = h.method
+
+		w := c.serveRequest(&h)
+		if c.hijacked {
+			return
+		}
+		reuse := w.shouldReuseConnection()
+		closeWait := w.bodyLimitHit || (w.body != nil && w.body.closedEarly())
+		if !reuse {
+			if closeWait {
+				c.closeWriteAndWait()
+			}
+			return
+		}
+		c.state.Store(stateIdle)
+		if c.s.shuttingDown.Load() {
+			return
+		}
+	}
+}
+
+// readHead waits for a complete head (or the end of the fast path's
+// interest in it), setting the header deadline before reading more.
+func (c *conn) readHead(deadlineSet *bool) (head, int, outcome) {
+	for {
+		buf, _ := c.br.Peek(c.br.Buffered())
+		h, n, o := parseHead(buf)
+		if o != needMore {
+			return h, n, o
+		}
+		if c.br.Buffered() == readBufferSize {
+			return h, 0, generic // a head larger than the buffer
+		}
+		if d := c.s.ReadHeaderTimeout; d > 0 && !*deadlineSet {
+			c.rwc.SetReadDeadline(time.Now().Add(d))
+			*deadlineSet = true
+		}
+		if _, err := c.br.Peek(c.br.Buffered() + 1); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return h, 0, needMore // net/http closes without an answer
+			}
+			return h, 0, generic // it answers what it has (a 400, mostly)
+		}
+	}
+}
+
+func leadingCRorLF(b []byte) int {
+	n := 0
+	for _, c := range b {
+		if c != '\r' && c != '\n' {
+			break
+		}
+		n++
+	}
+	return n
+}
+
+// serveRequest runs the handler on one request and completes its
+// response.
+func (c *conn) serveRequest(h *head) *response {
+	ctx, cancel := context.WithCancel(c.ctx)
+	w := &response{c: c, contentLength: -1, header: make(http.Header)}
+	w.w = bufferPool.Get().(*bufio.Writer)
+	w.w.Reset(&w.cw)
+	w.cw.res = w
+	req := &http.Request{
+		Method:        h.method,
+		URL:           h.url,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h.header,
+		Body:          http.NoBody,
+		ContentLength: h.contentLength,
+		Close:         h.close,
+		Host:          h.host,
+		RemoteAddr:    c.remote,
+		RequestURI:    h.target,
+	}
+	if h.contentLength > 0 {
+		w.body = &body{c: c, remaining: h.contentLength, closing: h.close}
+		req.Body = w.body
+	}
+	w.req = req.WithContext(ctx)
+	w.wantsClose = h.close || hasToken(h.firstConnection, "close")
+
+	c.mu.Lock()
+	c.reqCancel = cancel
+	c.mu.Unlock()
+	if w.body == nil {
+		c.bodyDone()
+	}
+	c.s.Handler.ServeHTTP(w, w.req)
+	cancel()
+	if c.hijacked {
+		return w
+	}
+	w.finish()
+	return w
+}
+
+// bodyDone arms the watch: the request's body is read, so the connection
+// may be read in the background, after the delay, to notice a client that
+// goes away (or pipelines its next request).
+func (c *conn) bodyDone() {
+	c.mu.Lock()
+	c.armed = true
+	c.mu.Unlock()
+	if c.timer == nil {
+		c.timer = time.AfterFunc(c.s.BackgroundReadDelay, c.watch)
+	} else {
+		c.timer.Reset(c.s.BackgroundReadDelay)
+	}
+}
+
+// watch is the background read, on the timer's goroutine.
+func (c *conn) watch() {
+	c.mu.Lock()
+	if !c.armed || c.watching || c.cr.hasByte {
+		c.mu.Unlock()
+		return
+	}
+	c.watching = true
+	c.mu.Unlock()
+
+	n, err := c.rwc.Read(c.cr.b[:])
+
+	c.mu.Lock()
+	if n == 1 {
+		c.cr.hasByte = true
+	}
+	if err != nil && !c.aborted {
+		// The client went away (or a deadline the handler set passed).
+		if c.reqCancel != nil {
+			c.reqCancel()
+		}
+		c.cancel()
+		if c.notify != nil {
+			select {
+			case c.notify <- true:
+			default:
+			}
+		}
+	}
+	c.watching, c.aborted = false, false
+	c.cond.Broadcast()
+	c.mu.Unlock()
+}
+
+// endRequest stops the watch and waits for a watch read in flight.
+func (c *conn) endRequest() {
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.mu.Lock()
+	c.armed = false
+	c.reqCancel = nil
+	c.notify = nil
+	c.abortWatchLocked()
+	c.mu.Unlock()
+}
+
+func (c *conn) abortWatchLocked() {
+	if !c.watching {
+		return
+	}
+	c.aborted = true
+	c.rwc.SetReadDeadline(aLongTimeAgo)
+	for c.watching {
+		c.cond.Wait()
+	}
+	c.rwc.SetReadDeadline(time.Time{})
+}
+
+func (c *conn) closeNotifier() <-chan bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.notify == nil {
+		c.notify = make(chan bool, 1)
+	}
+	return c.notify
+}
+
+// hijack gives the connection to the handler, with its buffers.
+func (c *conn) hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if c.hijacked {
+		return nil, nil, http.ErrHijacked
+	}
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.mu.Lock()
+	c.armed = false
+	c.abortWatchLocked()
+	hasByte := c.cr.hasByte
+	c.mu.Unlock()
+	c.hijacked = true
+	c.state.Store(stateGone)
+	c.rwc.SetDeadline(time.Time{})
+	if hasByte {
+		if _, err := c.br.Peek(c.br.Buffered() + 1); err != nil {
+			return nil, nil, err
+		}
+	}
+	c.bw.Reset(c.rwc)
+	return c.rwc, bufio.NewReadWriter(c.br, c.bw), nil
+}
+
+// closeWriteAndWait flushes, half-closes and waits a little before the
+// close, so that the client reads the response before a reset (net/http's
+// rule after a request body left unread).
+func (c *conn) closeWriteAndWait() {
+	c.bw.Flush()
+	if tc, ok := c.rwc.(interface{ CloseWrite() error }); ok {
+		tc.CloseWrite()
+	}
+	time.Sleep(rstAvoidanceDelay)
+}
+
+const rstAvoidanceDelay = 500 * time.Millisecond
+
+func (c *conn) logCaller(format string) {
+	fn, file, line := callerArgs()
+	c.s.logf(format, fn, file, line)
+}

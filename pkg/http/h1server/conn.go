@@ -2,8 +2,10 @@ package h1server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"runtime"
@@ -37,11 +39,14 @@ type conn struct {
 	bw *bufio.Writer // over the connection, recording write errors in werr
 	cr connReader
 
-	werr       error
-	hijacked   bool
-	lastMethod string
-	clenBuf    [20]byte
-	dateBuf    [29]byte
+	werr     error
+	hijacked bool
+	// A handler set a deadline through http.ResponseController: cleared
+	// after its response.
+	readDeadlineSet, writeDeadlineSet bool
+	lastMethod                        string
+	clenBuf                           [20]byte
+	dateBuf                           [29]byte
 
 	// The background read of the request being served (watch).
 	mu        sync.Mutex
@@ -148,6 +153,9 @@ func (c *conn) serve() {
 		}
 		h, n, o := c.readHead(&headerDeadline)
 		if o == generic {
+			if !first && c.answersBadLine() {
+				return
+			}
 			handedOff = c.s.handOff(c)
 			return
 		}
@@ -164,6 +172,14 @@ func (c *conn) serve() {
 		w := c.serveRequest(&h)
 		if c.hijacked {
 			return
+		}
+		if c.writeDeadlineSet {
+			c.rwc.SetWriteDeadline(time.Time{})
+			c.writeDeadlineSet = false
+		}
+		if c.readDeadlineSet {
+			c.rwc.SetReadDeadline(time.Time{})
+			c.readDeadlineSet = false
 		}
 		reuse := w.shouldReuseConnection()
 		closeWait := w.bodyLimitHit || (w.body != nil && w.body.closedEarly())
@@ -205,6 +221,29 @@ func (c *conn) readHead(deadlineSet *bool) (head, int, outcome) {
 		}
 	}
 }
+
+// answersBadLine answers, as net/http would, a request that fails to parse
+// in fewer bytes than net/http's server reads at the start of a connection
+// to look for HTTP/2's preface ("PRI * HTTP/2.0"). Handed over, it would
+// wait for more, while mid-connection net/http answers a 400 at once. It
+// reports whether it answered (and the connection is to be closed).
+func (c *conn) answersBadLine() bool {
+	buf, _ := c.br.Peek(c.br.Buffered())
+	if len(buf) >= len(h2PrefaceStart) {
+		return false
+	}
+	_, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(buf)))
+	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return false // more bytes may come: the generic server waits for them
+	}
+	io.WriteString(c.rwc, badRequestResponse)
+	return true
+}
+
+const (
+	h2PrefaceStart     = "PRI * HTTP/2.0"
+	badRequestResponse = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request"
+)
 
 func leadingCRorLF(b []byte) int {
 	n := 0

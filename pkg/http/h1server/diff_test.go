@@ -339,6 +339,8 @@ func TestDifferential(t *testing.T) {
 		"empty-conn":      "",
 		"partial":         "GET /dump HT",
 		"crlf-only":       "\r\n\r\n",
+		"short-bad-line":  get("/hello") + "BAD LINE\r\n\r\n",
+		"short-bad-lf":    get("/hello") + "X\n\n",
 	}
 	names := make([]string, 0, len(cases))
 	for n := range cases {

@@ -66,8 +66,8 @@ func parseHead(b []byte) (h head, n int, o outcome) {
 		return h, 0, generic
 	}
 	m, known := methods[string(line[:sp])]
-	if !known {
-		return h, 0, generic
+	if !known || sp+1 > len(line)-len(proto11) {
+		return h, 0, generic // unknown method, or no target
 	}
 	target := line[sp+1 : len(line)-len(proto11)]
 	if len(target) == 0 || target[0] != '/' {

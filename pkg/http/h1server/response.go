@@ -218,9 +218,18 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 // SetReadDeadline, SetWriteDeadline and EnableFullDuplex serve
 // http.ResponseController.
-func (w *response) SetReadDeadline(t time.Time) error  { return w.c.rwc.SetReadDeadline(t) }
-func (w *response) SetWriteDeadline(t time.Time) error { return w.c.rwc.SetWriteDeadline(t) }
-func (w *response) EnableFullDuplex() error            { w.fullDuplex = true; return nil }
+// Deadlines a handler sets are cleared after its response, as net/http's
+// server clears them before the next request.
+func (w *response) SetReadDeadline(t time.Time) error {
+	w.c.readDeadlineSet = true
+	return w.c.rwc.SetReadDeadline(t)
+}
+
+func (w *response) SetWriteDeadline(t time.Time) error {
+	w.c.writeDeadlineSet = true
+	return w.c.rwc.SetWriteDeadline(t)
+}
+func (w *response) EnableFullDuplex() error { w.fullDuplex = true; return nil }
 
 // CloseNotify is http.CloseNotifier's: it receives when the client is
 // seen gone (by the background read, the server's delay after the body).

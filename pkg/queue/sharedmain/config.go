@@ -70,6 +70,7 @@ type config struct {
 	HijackDrainTimeout time.Duration `envconfig:"QP_HIJACK_DRAIN_TIMEOUT" default:"60s" desc:"Ours (Knative: fixed 60s): after shutdown, how long websockets and other hijacked connections get to finish."`
 	AdminPort          string        `envconfig:"QP_ADMIN_PORT" default:"8022" desc:"Ours (Knative: fixed 8022): /wait-for-drain, for the user container's preStop hook."`
 	MetricsPort        string        `envconfig:"QP_METRICS_PORT" default:"9090" desc:"Ours (Knative: fixed 9090): autoscaler /metrics (protobuf Stat)."`
+	ServerPath         string        `envconfig:"QP_SERVER_PATH" default:"auto" desc:"Ours: auto (the main port serves plain HTTP/1.1 requests with the fast-path server and hands every other connection to net/http's; see Server paths) or generic (net/http's serves every connection). Full-duplex mode takes generic. Anything else: startup error."`
 	UpstreamPath       string        `envconfig:"QP_UPSTREAM_PATH" default:"auto" desc:"Ours: auto (plain HTTP/1.1 requests to the user container take the lean path, the rest net/http's ReverseProxy and Transport; see Upstream paths) or generic (every request through net/http's). Anything else: startup error."`
 
 	// The debug listener (debug.go); ours.
@@ -125,6 +126,11 @@ func (c *config) validate() error {
 	case "", generationAuto, generation115, generationNewest:
 	default:
 		errs = append(errs, errors.New("QP_OBSERVABILITY_GENERATION: "+strconv.Quote(c.ObservabilityGeneration)+" is not auto, 1.15 or newest"))
+	}
+	switch c.ServerPath {
+	case "", upstreamAuto, upstreamGeneric:
+	default:
+		errs = append(errs, errors.New("QP_SERVER_PATH: "+strconv.Quote(c.ServerPath)+" is not auto or generic"))
 	}
 	switch c.UpstreamPath {
 	case "", upstreamAuto, upstreamGeneric:

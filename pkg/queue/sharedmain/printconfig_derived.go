@@ -28,6 +28,7 @@ func (d docContext) derived() object {
 	out.add("listeners", d.listeners())
 	out.add("timeouts", d.timeouts())
 	out.add("containerConcurrency", d.concurrency())
+	out.add("serverPath", d.serverPath())
 	out.add("upstreamPath", d.upstreamPath())
 	out.add("readinessProbe", d.readinessProbe())
 	out.add("tracing", d.tracing())
@@ -114,6 +115,21 @@ func (d docContext) concurrency() setting {
 		s.Note = strconv.Itoa(cc) + " requests in flight, up to " + strconv.Itoa(10*cc) + " queued, then 503"
 	}
 	return s
+}
+
+// serverPath is which server serves the main port, by useFastServer.
+func (d docContext) serverPath() setting {
+	cfg := d.c.cfg
+	switch {
+	case cfg.ServerPath == upstreamGeneric:
+		return setting{Value: upstreamGeneric, Source: d.envSource("QP_SERVER_PATH"),
+			Note: "net/http's server serves every connection"}
+	case cfg.EnableHTTPFullDuplex:
+		return setting{Value: upstreamGeneric, Source: d.envSource("ENABLE_HTTP_FULL_DUPLEX"),
+			Note: "full duplex: net/http's server serves every connection"}
+	}
+	return setting{Value: upstreamAuto, Source: d.envSource("QP_SERVER_PATH"),
+		Note: "plain HTTP/1.1 requests are served by the fast-path server; a connection with anything else goes to net/http's"}
 }
 
 // upstreamPath is which path requests take to the user container, by

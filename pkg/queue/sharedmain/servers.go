@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/queue-proxy/queue-proxy/pkg/http/bgread"
+	"github.com/queue-proxy/queue-proxy/pkg/http/h1server"
 	"github.com/queue-proxy/queue-proxy/pkg/http/h2c"
 	"github.com/queue-proxy/queue-proxy/pkg/profiling"
 )
@@ -46,6 +47,16 @@ type server struct {
 	name string
 	srv  *http.Server
 	ln   net.Listener
+	// fast, when set, serves ln with its fast path and hands the other
+	// connections to srv (the main port, QP_SERVER_PATH=auto).
+	fast *h1server.Server
+}
+
+// useFastServer reports whether the main port serves plain HTTP/1.1
+// requests with pkg/http/h1server: QP_SERVER_PATH auto and full-duplex mode
+// off (its handler layer asks net/http's server for it).
+func useFastServer(cfg *config) bool {
+	return cfg.ServerPath != upstreamGeneric && !cfg.EnableHTTPFullDuplex
 }
 
 // serverSet is every listener queue-proxy opened.
@@ -76,10 +87,20 @@ func listenAll(cfg *config, obs observability, main http.Handler, admin, metrics
 			set.close()
 			return nil, errors.New("server " + s.name + ": " + err.Error())
 		}
+		sv := server{name: s.name, srv: s.srv, ln: ln}
 		if s.name == serverMain {
-			ln = bgread.Configure(s.srv, ln, backgroundReadDelay)
+			if useFastServer(cfg) {
+				sv.fast = &h1server.Server{
+					Handler:             main,
+					Generic:             s.srv,
+					ReadHeaderTimeout:   readHeaderTimeout,
+					BackgroundReadDelay: backgroundReadDelay,
+				}
+			} else {
+				sv.ln = bgread.Configure(s.srv, ln, backgroundReadDelay)
+			}
 		}
-		set = append(set, server{name: s.name, srv: s.srv, ln: ln})
+		set = append(set, sv)
 	}
 	return set, nil
 }
@@ -127,7 +148,11 @@ func (s serverSet) serve(logger *zap.SugaredLogger) <-chan error {
 			sv.srv.ErrorLog = serverErrorLog(logger, sv.name)
 		}
 		go func() {
-			if err := sv.srv.Serve(sv.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serve := sv.srv.Serve
+			if sv.fast != nil {
+				serve = sv.fast.Serve
+			}
+			if err := serve(sv.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errCh <- errors.New("server " + sv.name + ": " + err.Error())
 			}
 		}()
@@ -154,7 +179,11 @@ func (s serverSet) shutdown(logger *zap.SugaredLogger) {
 	var wg sync.WaitGroup
 	for _, sv := range s {
 		wg.Go(func() {
-			if err := sv.srv.Shutdown(context.Background()); err != nil {
+			shutdown := sv.srv.Shutdown
+			if sv.fast != nil {
+				shutdown = sv.fast.Shutdown
+			}
+			if err := shutdown(context.Background()); err != nil {
 				logger.Errorw("Failed to shutdown server", zap.String("server", sv.name), zap.Error(err))
 			}
 		})
@@ -165,6 +194,9 @@ func (s serverSet) shutdown(logger *zap.SugaredLogger) {
 // close stops every server at once (startup failure).
 func (s serverSet) close() {
 	for _, sv := range s {
+		if sv.fast != nil {
+			sv.fast.Close()
+		}
 		sv.srv.Close()
 		sv.ln.Close()
 	}

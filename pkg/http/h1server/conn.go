@@ -41,6 +41,10 @@ type conn struct {
 
 	werr     error
 	hijacked bool
+	// The header snapshot of the current response and its values'
+	// storage, reused (response.snapshot).
+	snap     http.Header
+	snapVals []string
 	// A handler set a deadline through http.ResponseController: cleared
 	// after its response.
 	readDeadlineSet, writeDeadlineSet bool
@@ -49,14 +53,13 @@ type conn struct {
 	dateBuf                           [29]byte
 
 	// The background read of the request being served (watch).
-	mu        sync.Mutex
-	cond      sync.Cond
-	armed     bool // the request's body is read: a watch may start
-	watching  bool // a watch read is in flight
-	aborted   bool // the watch read was ended on purpose
-	timer     *time.Timer
-	reqCancel context.CancelFunc
-	notify    chan bool // CloseNotify's, for the request (nil: not asked)
+	mu       sync.Mutex
+	cond     sync.Cond
+	armed    bool // the request's body is read: a watch may start
+	watching bool // a watch read is in flight
+	aborted  bool // the watch read was ended on purpose
+	timer    *time.Timer
+	notify   chan bool // CloseNotify's, for the request (nil: not asked)
 }
 
 // connReader reads the connection, returning first the byte a watch read
@@ -259,8 +262,7 @@ func leadingCRorLF(b []byte) int {
 // serveRequest runs the handler on one request and completes its
 // response.
 func (c *conn) serveRequest(h *head) *response {
-	ctx, cancel := context.WithCancel(c.ctx)
-	w := &response{c: c, contentLength: -1, header: make(http.Header)}
+	w := &response{c: c, contentLength: -1, header: make(http.Header, 8)}
 	w.w = bufferPool.Get().(*bufio.Writer)
 	w.w.Reset(&w.cw)
 	w.cw.res = w
@@ -282,17 +284,15 @@ func (c *conn) serveRequest(h *head) *response {
 		w.body = &body{c: c, remaining: h.contentLength, closing: h.close}
 		req.Body = w.body
 	}
-	w.req = req.WithContext(ctx)
+	// The request's context is the connection's (see Server): cancelled
+	// when the client goes away, not when the handler returns.
+	w.req = req.WithContext(c.ctx)
 	w.wantsClose = h.close || hasToken(h.firstConnection, "close")
 
-	c.mu.Lock()
-	c.reqCancel = cancel
-	c.mu.Unlock()
 	if w.body == nil {
 		c.bodyDone()
 	}
 	c.s.Handler.ServeHTTP(w, w.req)
-	cancel()
 	if c.hijacked {
 		return w
 	}
@@ -332,9 +332,6 @@ func (c *conn) watch() {
 	}
 	if err != nil && !c.aborted {
 		// The client went away (or a deadline the handler set passed).
-		if c.reqCancel != nil {
-			c.reqCancel()
-		}
 		c.cancel()
 		if c.notify != nil {
 			select {
@@ -355,7 +352,6 @@ func (c *conn) endRequest() {
 	}
 	c.mu.Lock()
 	c.armed = false
-	c.reqCancel = nil
 	c.notify = nil
 	c.abortWatchLocked()
 	c.mu.Unlock()

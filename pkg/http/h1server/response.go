@@ -72,7 +72,7 @@ var (
 
 func (w *response) Header() http.Header {
 	if w.snap == nil && w.wroteHeader && !w.cw.wroteHeader {
-		w.snap = w.header.Clone()
+		w.snap = w.c.snapshot(w.header)
 	}
 	w.calledHeader = true
 	return w.header
@@ -101,7 +101,7 @@ func (w *response) WriteHeader(code int) {
 	w.wroteHeader = true
 	w.status = code
 	if w.calledHeader && w.snap == nil {
-		w.snap = w.header.Clone()
+		w.snap = w.c.snapshot(w.header)
 	}
 	if cl := headerGet(w.header, "Content-Length"); cl != "" {
 		v, err := strconv.ParseInt(cl, 10, 64)
@@ -239,6 +239,43 @@ func (w *response) CloseNotify() <-chan bool {
 	}
 	return w.c.closeNotifier()
 }
+
+// snapshot copies h, as Header.Clone does (values included, so that the
+// handler's later changes do not show), into storage the connection reuses
+// from one response to the next: the copy is never given out, and serves
+// only while the response's head is written.
+func (c *conn) snapshot(h http.Header) http.Header {
+	if c.snap == nil {
+		c.snap = make(http.Header, len(h))
+	}
+	clear(c.snap)
+	n := 0
+	for _, vv := range h {
+		n += len(vv)
+	}
+	vals := c.snapVals[:0]
+	if cap(vals) < n {
+		vals = make([]string, 0, n)
+	}
+	for k, vv := range h {
+		if vv == nil {
+			c.snap[k] = nil // kept: a nil value still suppresses Content-Type sniffing
+			continue
+		}
+		start := len(vals)
+		vals = append(vals, vv...)
+		c.snap[k] = vals[start:len(vals):len(vals)]
+	}
+	c.snapVals = vals[:0]
+	if len(c.snap) > maxPooledSnapshot {
+		defer func() { c.snap, c.snapVals = nil, nil }() // unusual: not kept
+	}
+	return c.snap
+}
+
+// maxPooledSnapshot bounds the snapshot map a connection keeps (clear is
+// O(capacity)).
+const maxPooledSnapshot = 64
 
 // finish completes the response after the handler returned.
 func (w *response) finish() {

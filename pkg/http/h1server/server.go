@@ -17,12 +17,18 @@
 // does, with the same wire bytes: the *http.Request the handler sees (URL,
 // header map with canonical keys and without Host, Host, Close,
 // ContentLength, RemoteAddr, RequestURI, context with
-// http.ServerContextKey and http.LocalAddrContextKey, cancelled when the
-// client goes away or the handler returns), the response (see response),
+// http.ServerContextKey and http.LocalAddrContextKey), the response (see response),
 // body semantics, Hijack, http.ResponseController's deadlines and full
 // duplex, CloseNotify, panics (logged, connection closed), keep-alive,
 // ReadHeaderTimeout, and Shutdown (idle connections closed, active ones
 // finished, a request read during shutdown dropped).
+//
+// One difference: a request's context is its connection's, cancelled when
+// the client goes away (or a write to it fails), as net/http's, but not
+// when the handler returns: that would cost a context, its channel and
+// its children's map per request. A handler whose goroutines must end with
+// it derives its own context and cancels it (queue-proxy's timeout layer
+// does, for everything below it).
 //
 // What it saves: net/http's per-request goroutine and background read
 // (here one timer, started when the body is read and stopped when the

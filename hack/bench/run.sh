@@ -13,6 +13,8 @@
 #   QUICK=1           1 repetition of 3 s per cell (about 2 minutes);
 #                     the default is 3 × 10 s (about 10 minutes)
 #   REPS, DURATION    repetitions and length of one run (Go duration, e.g. 10s);
+#   PAIRS, PAIR_DURATION  runs of the bare proxy and queue-proxy driven at the same
+#                     time, per CPU-target load and CC (default 6 of 4s; QUICK: 2 of 3s)
 #                     REPS=0 measures only startup, idle RSS and binary size
 #   STARTUP_REPS      process starts measured per target (default 15)
 #   PROXY_CPU, LOAD_CPU  taskset CPU lists (default 0 and 1)
@@ -41,8 +43,10 @@ TRACING=${TRACING:-}
 OUT=${OUT:-out/bench${TRACING:+-tracing-$TRACING}}
 if [ "${QUICK:-0}" = 1 ]; then
   REPS=${REPS:-1} DURATION=${DURATION:-3s} STARTUP_REPS=${STARTUP_REPS:-9} WARMUP=${WARMUP:-1s}
+  PAIRS=${PAIRS:-2} PAIR_DURATION=${PAIR_DURATION:-3s}
 else
   REPS=${REPS:-3} DURATION=${DURATION:-10s} STARTUP_REPS=${STARTUP_REPS:-15} WARMUP=${WARMUP:-2s}
+  PAIRS=${PAIRS:-6} PAIR_DURATION=${PAIR_DURATION:-4s}
 fi
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
@@ -93,6 +97,7 @@ mkdir -p "$OUT"
 args=(-qp "$BIN/queue-proxy" -backend "$tools/backend" -bare "$tools/bareproxy"
   -paced-script hack/bench/paced.lua -out "$OUT"
   -reps "$REPS" -duration "$DURATION" -warmup "$WARMUP" -startup-reps "$STARTUP_REPS"
+  -pairs "$PAIRS" -pair-duration "$PAIR_DURATION"
   -proxy-cpu "$PROXY_CPU" -load-cpu "$LOAD_CPU" -sink "$tools/spansink"
   -tracing "$TRACING" -tracing-rate "${TRACING_RATE:-1}")
 [ "${METRICS:-1}" = 0 ] && args+=(-metrics=false)

@@ -325,6 +325,21 @@ func TestReportPairedCPU(t *testing.T) {
 	}
 }
 
+// The CPU target lines add the ratios of the concurrent pairs.
+func TestReportConcurrentCPU(t *testing.T) {
+	r := report{o: options{pairDuration: 4 * time.Second}, concurrent: map[string]map[string][]float64{"16 conns": {
+		qp0Name:  {0.85, 0.80, 0.90},
+		qp10Name: {0.95, 0.88, 0.91},
+	}}}
+	want := "; driven at the same time as the bare proxy (3 pairs of 4s), median and range: 0.85× at CC=0 (0.80×–0.90×), 0.91× at CC=10 (0.88×–0.95×)"
+	if got := r.concurrentCPU("16 conns"); got != want {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+	if got := r.concurrentCPU("64 conns"); got != "" {
+		t.Errorf("no pairs: got %q, want nothing", got)
+	}
+}
+
 func TestReportTargets(t *testing.T) {
 	const ms = time.Millisecond
 	// good is a cell meeting every target: queue-proxy at 0.75× the bare

@@ -40,6 +40,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -56,8 +57,10 @@ type options struct {
 	tracing                    string  // tracingOff, tracingZipkin or tracingOTLP
 	tracingRate                float64 // sampling rate
 	sinkBin                    string
-	haproxyBin                 string  // "" skips the HAProxy row
-	qpEnv                      envList // extra KEY=VALUE for queue-proxy (-qp-env)
+	haproxyBin                 string        // "" skips the HAProxy row
+	qpEnv                      envList       // extra KEY=VALUE for queue-proxy (-qp-env)
+	pairs                      int           // concurrent pairs per load and CC (-pairs)
+	pairDuration               time.Duration // length of one concurrent pair
 }
 
 // envList is a repeatable KEY=VALUE flag.
@@ -109,6 +112,8 @@ func main() {
 	flag.Float64Var(&o.tracingRate, "tracing-rate", 1, "sampling rate of -tracing, 0 to 1")
 	flag.StringVar(&o.sinkBin, "sink", "", "spans sink binary (hack/bench/spansink); needed with -tracing")
 	flag.StringVar(&o.haproxyBin, "haproxy", "haproxy", `HAProxy binary for the reference row; skipped if "" or not found`)
+	flag.IntVar(&o.pairs, "pairs", 6, "after the repetitions, runs per load (16 conns, paced) and CC of the bare proxy and queue-proxy driven at the same time, for the CPU ratio (0: none)")
+	flag.DurationVar(&o.pairDuration, "pair-duration", 4*time.Second, "length of one concurrent pair")
 	flag.Var(&o.qpEnv, "qp-env", "KEY=VALUE added to queue-proxy's environment, after (so over) the bench's own; repeatable (e.g. QP_UPSTREAM_PATH=generic, GOGC=400)")
 	flag.Parse()
 	if err := o.check(); err != nil {
@@ -181,6 +186,7 @@ type sample struct {
 type bench struct {
 	o        options
 	children []*child
+	mu       sync.Mutex // raw and tracedRequests, written by concurrent runs
 	raw      *os.File
 	sink     *child // the spans sink; nil without tracing
 	// tracedRequests counts the requests wrk sent to tracing queue-proxies.
@@ -324,6 +330,12 @@ func (b *bench) run(ctx context.Context) error {
 		}
 		peak[tg.name] = p
 	}
+	concurrent := map[string]map[string][]float64{}
+	if b.o.reps > 0 {
+		if concurrent, err = b.concurrentPairs(ctx, targets); err != nil {
+			return err
+		}
+	}
 	var sink *sinkReport
 	if b.sink != nil {
 		logf("waiting %v for queue-proxy to export its last spans", spanFlushWait)
@@ -349,7 +361,7 @@ func (b *bench) run(ctx context.Context) error {
 
 	rep := report{
 		o: b.o, loads: loads, targets: targets, results: results, startup: startup,
-		idle: idle, peak: peak,
+		idle: idle, peak: peak, concurrent: concurrent,
 		sizes: sizes, elapsed: time.Since(started), loadavg: [2]string{loadBefore, loadavg()},
 		sink: sink, haproxy: hap,
 	}
@@ -363,6 +375,46 @@ func (b *bench) run(ctx context.Context) error {
 		return b.profileQP(ctx, backend.port)
 	}
 	return nil
+}
+
+// concurrentPairs drives the bare proxy and queue-proxy (CC=0, then
+// CC=10) at the same time, each with its own wrk, o.pairs times per CPU
+// target load, and returns queue-proxy's CPU per request over the bare
+// proxy's, pair by pair (load -> target -> ratios). Both proxies share the
+// proxy CPU and both clients the load CPU, so whatever the machine does
+// meanwhile (other tenants, frequency) weighs on both alike: the ratios
+// spread far less than those of runs taken one after the other.
+func (b *bench) concurrentPairs(ctx context.Context, targets []*target) (map[string]map[string][]float64, error) {
+	out := map[string]map[string][]float64{}
+	if b.o.pairs <= 0 {
+		return out, nil
+	}
+	byName := map[string]*target{}
+	for _, tg := range targets {
+		byName[tg.name] = tg
+	}
+	for _, l := range []load{loads[0], loads[2]} { // the CPU targets' loads (report.loadTargets)
+		out[l.name] = map[string][]float64{}
+		for i := range b.o.pairs {
+			for _, name := range []string{qp0Name, qp10Name} {
+				var bare, qp sample
+				var errBare, errQP error
+				var wg sync.WaitGroup
+				wg.Go(func() { bare, errBare = b.runWrk(ctx, byName[bareName], l, b.o.pairDuration) })
+				wg.Go(func() { qp, errQP = b.runWrk(ctx, byName[name], l, b.o.pairDuration) })
+				wg.Wait()
+				if err := errors.Join(errBare, errQP); err != nil {
+					return nil, fmt.Errorf("concurrent pair, %s, %s: %w", name, l.name, err)
+				}
+				if bare.cpuPer10k > 0 {
+					out[l.name][name] = append(out[l.name][name], qp.cpuPer10k/bare.cpuPer10k)
+				}
+				logf("pair %d/%d  %-22s bare %s, %s %s s/10k", i+1, b.o.pairs, l.name,
+					fmtCPU(bare.cpuPer10k), name, fmtCPU(qp.cpuPer10k))
+			}
+		}
+	}
+	return out, nil
 }
 
 // runWrk drives tg with l for d and measures the proxy's CPU time.
@@ -388,7 +440,9 @@ func (b *bench) runWrk(ctx context.Context, tg *target, l load, d time.Duration)
 	wctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(wctx, "taskset", args...).CombinedOutput()
+	b.mu.Lock()
 	fmt.Fprintf(b.raw, "### %s | %s | %s\n%s\n", time.Now().Format(time.RFC3339), tg.name, l.name, out)
+	b.mu.Unlock()
 	if err != nil {
 		return sample{}, fmt.Errorf("wrk: %v\n%s", err, out)
 	}
@@ -405,7 +459,9 @@ func (b *bench) runWrk(ctx context.Context, tg *target, l load, d time.Duration)
 			s.cpuPer10k = (cpu1 - cpu0) / float64(s.requests) * 1e4
 		}
 		if tg.proc.traced {
+			b.mu.Lock()
 			b.tracedRequests += s.requests
+			b.mu.Unlock()
 		}
 	}
 	return s, nil

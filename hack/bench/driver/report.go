@@ -25,13 +25,16 @@ const (
 
 // report renders the benchmark's results as Markdown.
 type report struct {
-	o          options
-	loads      []load
-	targets    []*target
-	results    map[string]map[string][]sample // load -> target -> samples
-	startup    map[string]time.Duration       // "direct", "bare", "qp"
-	idle, peak map[string]int64               // target name -> bytes
-	sizes      map[string]int64               // "bare", "qp" -> bytes
+	o       options
+	loads   []load
+	targets []*target
+	results map[string]map[string][]sample // load -> target -> samples
+	// concurrent is queue-proxy's CPU per request over the bare proxy's,
+	// both driven at the same time, pair by pair: load -> target -> ratios.
+	concurrent map[string]map[string][]float64
+	startup    map[string]time.Duration // "direct", "bare", "qp"
+	idle, peak map[string]int64         // target name -> bytes
+	sizes      map[string]int64         // "bare", "qp" -> bytes
 	elapsed    time.Duration
 	loadavg    [2]string   // /proc/loadavg before and after
 	sink       *sinkReport // nil without tracing
@@ -197,8 +200,8 @@ func (r *report) loadTargets(check func(bool, string, ...any)) {
 	for _, l := range []string{c16, paced} {
 		bare := r.median(l, bareName)
 		q0, q10 := r.median(l, qp0Name).cpu/bare.cpu, r.median(l, qp10Name).cpu/bare.cpu
-		check(q0 <= maxCPURatio && q10 <= maxCPURatio, "CPU per request, %s: %s the bare proxy at CC=0, %s at CC=10 (target ≤ %.2f×)%s",
-			l, fmtRatio(q0), fmtRatio(q10), maxCPURatio, r.pairedCPU(l))
+		check(q0 <= maxCPURatio && q10 <= maxCPURatio, "CPU per request, %s: %s the bare proxy at CC=0, %s at CC=10 (target ≤ %.2f×)%s%s",
+			l, fmtRatio(q0), fmtRatio(q10), maxCPURatio, r.pairedCPU(l), r.concurrentCPU(l))
 	}
 	b16, q16 := r.median(c16, bareName), r.median(c16, qp0Name)
 	b64, q64 := r.median(c64, bareName), r.median(c64, qp0Name)
@@ -234,6 +237,25 @@ func (r *report) pairedCPU(l string) string {
 			fmtRatio(slices.Min(ratios)), fmtRatio(slices.Max(ratios))))
 	}
 	return "; per repetition, median and range: " + strings.Join(parts, ", ")
+}
+
+// concurrentCPU describes, for information, the CPU ratios to the bare
+// proxy measured with both driven at the same time (bench.concurrentPairs):
+// median and range at CC=0 and CC=10. "" when none were measured.
+func (r *report) concurrentCPU(l string) string {
+	var parts []string
+	n := 0
+	for _, tg := range []string{qp0Name, qp10Name} {
+		ratios := r.concurrent[l][tg]
+		if len(ratios) == 0 {
+			return ""
+		}
+		n = len(ratios)
+		parts = append(parts, fmt.Sprintf("%s at %s (%s–%s)", fmtRatio(median(ratios)), strings.TrimPrefix(tg, "queue-proxy "),
+			fmtRatio(slices.Min(ratios)), fmtRatio(slices.Max(ratios))))
+	}
+	return fmt.Sprintf("; driven at the same time as the bare proxy (%d pairs of %v), median and range: %s",
+		n, r.o.pairDuration, strings.Join(parts, ", "))
 }
 
 func onOff(b bool) string {

@@ -158,23 +158,7 @@ func TestFastRequestsSkipSocketRead(t *testing.T) {
 // the socket, and go straight to the socket once deferral is off (where
 // the socket's own reads, WriteTo, must honour them).
 func TestLazyDeadlines(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	l := Configure(&http.Server{}, ln, never)
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	nc, err := l.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	c := nc.(*conn)
+	c, client := acceptedConn(t)
 	var applied atomic.Int64
 	testHookApplyDeadline = func() { applied.Add(1) }
 	defer func() { testHookApplyDeadline = nil }()
@@ -372,23 +356,7 @@ func TestH2CPriorKnowledgeNotDeferred(t *testing.T) {
 // A read deadline the handler sets in the past ends a deferred read as it
 // ends a socket read, and one cleared again lets reads wait.
 func TestDeadlines(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	l := Configure(&http.Server{}, ln, never)
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	nc, err := l.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	c := nc.(*conn)
+	c, client := acceptedConn(t)
 	c.state.Store(stateArmed)
 
 	// Set before the read: it fails at once.
@@ -435,6 +403,29 @@ func TestDeadlines(t *testing.T) {
 	if n, err := c.Read(b[:]); n != 1 || b[0] != 'w' || err != nil {
 		t.Fatalf("unarmed read: %d %q %v", n, b[0], err)
 	}
+}
+
+// acceptedConn returns a connection accepted by a Configure'd listener
+// (delay never) and its client end, both closed when the test ends.
+func acceptedConn(t *testing.T) (*conn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	l := Configure(&http.Server{}, ln, never)
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	nc, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return nc.(*conn), client
 }
 
 func isTimeout(err error) bool {

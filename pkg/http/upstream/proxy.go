@@ -117,10 +117,15 @@ type proxyState struct {
 	body proxyBody
 	buf  []byte // the copy buffer when Proxy.Buffers is nil
 
-	// mu guards conn, which expire (run by context.AfterFunc) deadlines.
+	// mu guards conn, which expire (run by context.AfterFunc) deadlines,
+	// and the lazy watch (see Proxy.watch): ctx, armed and stop.
 	mu     sync.Mutex
 	conn   *Conn
 	expire func() // s.expireConn, bound once
+	ctx    context.Context
+	armed  bool        // an exchange runs: the timer may register the watch
+	stop   func() bool // the registered watch's, nil if none
+	timer  *time.Timer // runs s.arm after watchDelay; created on first use
 }
 
 var proxyStates = sync.Pool{New: func() any {
@@ -128,6 +133,34 @@ var proxyStates = sync.Pool{New: func() any {
 	s.expire = s.expireConn
 	return s
 }}
+
+// watchDelay (a variable for tests) is how long an exchange runs before its context is watched:
+// most exchanges with a user container on loopback end sooner, and so
+// never register (a context.AfterFunc costs a channel, a map and a
+// context). The end of a context during the first watchDelay of an
+// exchange interrupts it watchDelay later at most.
+var watchDelay = time.Millisecond
+
+// testHookWatchRegistered, if set (tests only), is called when arm
+// registers a watch.
+var testHookWatchRegistered func()
+
+// expiredWatch stands for the watch of an exchange whose context had ended
+// when it started: watch expired the deadline itself.
+func expiredWatch() bool { return false }
+
+// arm registers the watch of the running exchange, on the timer's
+// goroutine.
+func (s *proxyState) arm() {
+	s.mu.Lock()
+	if s.armed && s.stop == nil {
+		s.stop = context.AfterFunc(s.ctx, s.expire)
+		if testHookWatchRegistered != nil {
+			testHookWatchRegistered()
+		}
+	}
+	s.mu.Unlock()
+}
 
 // expireConn sets a past deadline on the connection in use, if any.
 func (s *proxyState) expireConn() {
@@ -221,15 +254,15 @@ func (p *Proxy) serve(ctx context.Context, w http.ResponseWriter, r *http.Reques
 			p.fail(w, r, start, err)
 			return true, false
 		}
-		stop := p.watch(ctx, s, c)
+		p.watch(ctx, s, c)
 		a := p.roundTrip(w, r, s, c, reused, clientIP)
 		if a.err == nil {
 			if p.Observer != nil {
 				p.Observer.Done(r, start, &s.resp, r.ContentLength, nil)
 			}
-			return p.respond(w, r, s, c, stop, a.mustClose)
+			return p.respond(w, r, s, c, a.mustClose)
 		}
-		kept := p.unwatch(s, stop)
+		kept := p.unwatch(s)
 		p.Pool.Discard(c)
 		if !kept || !a.retryable || attempt > 0 || ctx.Err() != nil {
 			p.fail(w, r, start, a.err)
@@ -240,22 +273,45 @@ func (p *Proxy) serve(ctx context.Context, w http.ResponseWriter, r *http.Reques
 	}
 }
 
-// watch makes the end of ctx expire c's deadline until the returned stop
-// is called (through unwatch).
-func (p *Proxy) watch(ctx context.Context, s *proxyState, c *Conn) func() bool {
-	s.mu.Lock()
-	s.conn = c
-	s.mu.Unlock()
+// watch makes the end of ctx expire c's deadline until unwatch: at once if
+// ctx has ended, else through a context.AfterFunc registered if the
+// exchange is still running watchDelay later.
+func (p *Proxy) watch(ctx context.Context, s *proxyState, c *Conn) {
 	if ctx.Done() == nil {
-		return nil
+		s.mu.Lock()
+		s.conn = c
+		s.mu.Unlock()
+		return
 	}
-	return context.AfterFunc(ctx, s.expire)
+	s.mu.Lock()
+	s.conn, s.ctx, s.armed, s.stop = c, ctx, true, nil
+	s.mu.Unlock()
+	if ctx.Err() != nil {
+		s.expireConn()
+		s.mu.Lock()
+		s.stop = expiredWatch
+		s.mu.Unlock()
+		return
+	}
+	if s.timer == nil {
+		s.timer = time.AfterFunc(watchDelay, s.arm)
+	} else {
+		s.timer.Reset(watchDelay)
+	}
 }
 
 // unwatch stops the watch and reports whether c's deadline is untouched;
 // if false, c must be discarded and s must not be reused: the callback may
-// still run.
-func (p *Proxy) unwatch(s *proxyState, stop func() bool) bool {
+// still run. (A timer callback still on its way finds armed false, or the
+// next exchange's state, which it then watches early: no harm.)
+func (p *Proxy) unwatch(s *proxyState) bool {
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.mu.Lock()
+	stop := s.stop
+	s.armed, s.stop, s.ctx = false, nil, nil
+	s.mu.Unlock()
 	if stop != nil && !stop() {
 		return false
 	}
@@ -361,7 +417,7 @@ func (p *Proxy) readHead(w http.ResponseWriter, r *http.Request, s *proxyState, 
 // trailers to w, then stops the watch and gives c back (or discards it).
 // It reports whether s may be reused and whether the response must be
 // aborted (the body's copy failed, under an http.Server).
-func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, s *proxyState, c *Conn, stop func() bool, mustClose bool) (keep, abort bool) {
+func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, s *proxyState, c *Conn, mustClose bool) (keep, abort bool) {
 	resp := &s.resp
 	h := w.Header()
 	proxyCopyHeader(h, resp.Header)
@@ -380,7 +436,7 @@ func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, s *proxyState, c
 	buf := p.getBuf(s)
 	err := proxyCopyBody(w, resp, c, buf, flush)
 	p.putBuf(buf)
-	kept := p.unwatch(s, stop)
+	kept := p.unwatch(s)
 	if err == nil && kept && !mustClose && resp.Complete() && !resp.Close {
 		p.Pool.Put(c)
 	} else {

@@ -393,6 +393,7 @@ func (c *conn) hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c.mu.Unlock()
 	c.hijacked = true
 	c.state.Store(stateGone)
+	c.s.untrack(c) // as net/http, Shutdown does not wait for a hijacked connection
 	c.rwc.SetDeadline(time.Time{})
 	if hasByte {
 		if _, err := c.br.Peek(c.br.Buffered() + 1); err != nil {

@@ -523,3 +523,37 @@ func TestReadDeadlineNotKept(t *testing.T) {
 		resp.Body.Close()
 	}
 }
+
+// Shutdown does not wait for a connection a handler hijacked (as
+// net/http's), which stays the handler's.
+func TestShutdownSkipsHijacked(t *testing.T) {
+	hijacked, release := make(chan struct{}), make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close()
+		close(hijacked)
+		<-release
+		brw.WriteString("still mine\n")
+		brw.Flush()
+	})
+	ts := startServer(t, &Server{Handler: h, BackgroundReadDelay: time.Millisecond})
+	cl := dial(t, ts.addr)
+	cl.get("/hijack")
+	recv(t, hijacked, "the hijacker")
+
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if err := ts.s.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v (it waited for the hijacked connection)", err)
+	}
+	close(release)
+	cl.c.SetReadDeadline(time.Now().Add(waitLimit))
+	line, err := cl.br.ReadString('\n')
+	if err != nil || line != "still mine\n" {
+		t.Fatalf("after Shutdown the hijacker sent %q, %v", line, err)
+	}
+}

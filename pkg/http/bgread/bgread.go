@@ -171,8 +171,8 @@ func (c *conn) Read(p []byte) (int, error) {
 		return 0, errAborted
 	}
 	n, err := c.socketRead(p)
-	if testHookSocketRead != nil {
-		testHookSocketRead(n)
+	if h := testHookSocketRead.Load(); h != nil {
+		(*h)(n)
 	}
 	return n, err
 }
@@ -196,8 +196,8 @@ func (c *conn) applyLocked() error {
 	if c.deadline.Equal(c.applied) {
 		return nil
 	}
-	if testHookApplyDeadline != nil {
-		testHookApplyDeadline()
+	if h := testHookApplyDeadline.Load(); h != nil {
+		(*h)()
 	}
 	c.applied = c.deadline
 	return c.TCPConn.SetReadDeadline(c.deadline)
@@ -245,10 +245,11 @@ func (c *conn) SetDeadline(t time.Time) error {
 // the clock.
 var processStart = time.Now()
 
-// testHookApplyDeadline, if set (tests only), is called when a read
+// testHookApplyDeadline, if set (tests only; atomic, as net/http's
+// goroutines may outlive a test), is called when a read
 // deadline goes to the socket.
-var testHookApplyDeadline func()
+var testHookApplyDeadline atomic.Pointer[func()]
 
 // testHookSocketRead, if set (tests only), is called when a deferred read
 // has read the socket, with the count read.
-var testHookSocketRead func(n int)
+var testHookSocketRead atomic.Pointer[func(n int)]

@@ -45,7 +45,7 @@ func serve(t *testing.T, delay time.Duration, h2c bool, h http.Handler) (addr st
 	wrapped := Configure(srv, ln, delay)
 	n := new(atomic.Int64)
 	got := make(chan struct{}, 1)
-	testHookSocketRead = func(read int) {
+	hook := func(read int) {
 		n.Add(1)
 		if read == 1 {
 			select {
@@ -54,12 +54,13 @@ func serve(t *testing.T, delay time.Duration, h2c bool, h http.Handler) (addr st
 			}
 		}
 	}
+	testHookSocketRead.Store(&hook)
 	done := make(chan struct{})
 	go func() { defer close(done); srv.Serve(wrapped) }()
 	t.Cleanup(func() {
 		srv.Close()
 		<-done
-		testHookSocketRead = nil
+		testHookSocketRead.Store(nil)
 		if states.Load() == 0 {
 			t.Error("the server's own ConnState hook was not chained")
 		}
@@ -119,8 +120,9 @@ func bodyOf(t *testing.T, resp *http.Response) string {
 // background, and its context is not cancelled by the abort.
 func TestFastRequestsSkipSocketRead(t *testing.T) {
 	var cancelled, applied atomic.Int64
-	testHookApplyDeadline = func() { applied.Add(1) } // before the server starts
-	t.Cleanup(func() { testHookApplyDeadline = nil }) // after it stops
+	hook := func() { applied.Add(1) }
+	testHookApplyDeadline.Store(&hook)
+	t.Cleanup(func() { testHookApplyDeadline.Store(nil) })
 	addr, socketReads, _ := serve(t, never, false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		if r.Context().Err() != nil {
@@ -160,8 +162,9 @@ func TestFastRequestsSkipSocketRead(t *testing.T) {
 func TestLazyDeadlines(t *testing.T) {
 	c, client := acceptedConn(t)
 	var applied atomic.Int64
-	testHookApplyDeadline = func() { applied.Add(1) }
-	defer func() { testHookApplyDeadline = nil }()
+	hook := func() { applied.Add(1) }
+	testHookApplyDeadline.Store(&hook)
+	defer testHookApplyDeadline.Store(nil)
 	buf := make([]byte, 4)
 
 	// Kept, not applied, until a read; then the last one applies.

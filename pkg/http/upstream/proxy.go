@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -134,16 +135,26 @@ var proxyStates = sync.Pool{New: func() any {
 	return s
 }}
 
-// watchDelay (a variable for tests) is how long an exchange runs before its context is watched:
+// watchDelay is how long an exchange runs before its context is watched:
 // most exchanges with a user container on loopback end sooner, and so
 // never register (a context.AfterFunc costs a channel, a map and a
 // context). The end of a context during the first watchDelay of an
 // exchange interrupts it watchDelay later at most.
-var watchDelay = time.Millisecond
+const watchDelay = time.Millisecond
 
-// testHookWatchRegistered, if set (tests only), is called when arm
-// registers a watch.
-var testHookWatchRegistered func()
+// testWatchDelay, if set (tests only), replaces watchDelay.
+var testWatchDelay atomic.Int64
+
+func currentWatchDelay() time.Duration {
+	if d := testWatchDelay.Load(); d != 0 {
+		return time.Duration(d)
+	}
+	return watchDelay
+}
+
+// testHookWatchRegistered, if set (tests only; atomic, as a timer's
+// callback may outlive a test), is called when arm registers a watch.
+var testHookWatchRegistered atomic.Pointer[func()]
 
 // expiredWatch stands for the watch of an exchange whose context had ended
 // when it started: watch expired the deadline itself.
@@ -155,8 +166,8 @@ func (s *proxyState) arm() {
 	s.mu.Lock()
 	if s.armed && s.stop == nil {
 		s.stop = context.AfterFunc(s.ctx, s.expire)
-		if testHookWatchRegistered != nil {
-			testHookWatchRegistered()
+		if h := testHookWatchRegistered.Load(); h != nil {
+			(*h)()
 		}
 	}
 	s.mu.Unlock()
@@ -294,9 +305,9 @@ func (p *Proxy) watch(ctx context.Context, s *proxyState, c *Conn) {
 		return
 	}
 	if s.timer == nil {
-		s.timer = time.AfterFunc(watchDelay, s.arm)
+		s.timer = time.AfterFunc(currentWatchDelay(), s.arm)
 	} else {
-		s.timer.Reset(watchDelay)
+		s.timer.Reset(currentWatchDelay())
 	}
 }
 

@@ -29,11 +29,11 @@ func watchPair(t *testing.T, d time.Duration) (*proxyState, *Conn, *atomic.Int64
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nc.Close(); peer.Close() })
-	old := watchDelay
-	watchDelay = d
+	testWatchDelay.Store(int64(d))
 	registered := new(atomic.Int64)
-	testHookWatchRegistered = func() { registered.Add(1) }
-	t.Cleanup(func() { watchDelay, testHookWatchRegistered = old, nil })
+	hook := func() { registered.Add(1) }
+	testHookWatchRegistered.Store(&hook)
+	t.Cleanup(func() { testWatchDelay.Store(0); testHookWatchRegistered.Store(nil) })
 	s := proxyStates.New().(*proxyState)
 	t.Cleanup(func() {
 		if s.timer != nil {

@@ -66,6 +66,14 @@ func Configure(srv *http.Server, ln net.Listener, delay time.Duration) net.Liste
 type listener struct {
 	net.Listener
 	delay time.Duration
+	hooks *testHooks // nil but in tests
+}
+
+// testHooks are called, in tests, when a deferred read reads the socket
+// (with the count read) and when a read deadline goes to the socket.
+type testHooks struct {
+	socketRead    func(n int)
+	applyDeadline func()
 }
 
 // Accept wraps TCP connections; others are returned as they are.
@@ -78,7 +86,7 @@ func (l listener) Accept() (net.Conn, error) {
 	if !ok {
 		return c, nil
 	}
-	return &conn{TCPConn: tc, delay: l.delay, abort: make(chan struct{}, 1)}, nil
+	return &conn{TCPConn: tc, delay: l.delay, abort: make(chan struct{}, 1), hooks: l.hooks}, nil
 }
 
 // errAborted is what a deferred read returns when a read deadline in the
@@ -92,6 +100,7 @@ type conn struct {
 	delay time.Duration
 	state atomic.Int32 // stateNew, stateArmed or stateOff
 	read  bool         // a read returned bytes (for the preface check)
+	hooks *testHooks   // nil but in tests
 
 	mu      sync.Mutex
 	past    bool          // the read deadline is set before the process started
@@ -171,8 +180,8 @@ func (c *conn) Read(p []byte) (int, error) {
 		return 0, errAborted
 	}
 	n, err := c.socketRead(p)
-	if h := testHookSocketRead.Load(); h != nil {
-		(*h)(n)
+	if c.hooks != nil && c.hooks.socketRead != nil {
+		c.hooks.socketRead(n)
 	}
 	return n, err
 }
@@ -196,8 +205,8 @@ func (c *conn) applyLocked() error {
 	if c.deadline.Equal(c.applied) {
 		return nil
 	}
-	if h := testHookApplyDeadline.Load(); h != nil {
-		(*h)()
+	if c.hooks != nil && c.hooks.applyDeadline != nil {
+		c.hooks.applyDeadline()
 	}
 	c.applied = c.deadline
 	return c.TCPConn.SetReadDeadline(c.deadline)
@@ -244,12 +253,3 @@ func (c *conn) SetDeadline(t time.Time) error {
 // processStart bounds the deadlines known to have passed without reading
 // the clock.
 var processStart = time.Now()
-
-// testHookApplyDeadline, if set (tests only; atomic, as net/http's
-// goroutines may outlive a test), is called when a read
-// deadline goes to the socket.
-var testHookApplyDeadline atomic.Pointer[func()]
-
-// testHookSocketRead, if set (tests only), is called when a deferred read
-// has read the socket, with the count read.
-var testHookSocketRead atomic.Pointer[func(n int)]

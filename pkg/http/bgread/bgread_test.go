@@ -29,6 +29,21 @@ const never = time.Hour
 // receives (without blocking) when one of them read a byte.
 func serve(t *testing.T, delay time.Duration, h2c bool, h http.Handler) (addr string, socketReads *atomic.Int64, gotByte <-chan struct{}) {
 	t.Helper()
+	addr, c := serveCounting(t, delay, h2c, h)
+	return addr, &c.socketReads, c.gotByte
+}
+
+// counts are what the hooks of serveCounting's connections saw.
+type counts struct {
+	socketReads, applied atomic.Int64
+	gotByte              chan struct{}
+}
+
+// serveCounting is serve, with the counts of its connections' hooks
+// (which are the server's own: a connection of an earlier test cannot
+// touch them).
+func serveCounting(t *testing.T, delay time.Duration, h2c bool, h http.Handler) (string, *counts) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -43,29 +58,31 @@ func serve(t *testing.T, delay time.Duration, h2c bool, h http.Handler) (addr st
 	var states atomic.Int64
 	srv.ConnState = func(net.Conn, http.ConnState) { states.Add(1) }
 	wrapped := Configure(srv, ln, delay)
-	n := new(atomic.Int64)
-	got := make(chan struct{}, 1)
-	hook := func(read int) {
-		n.Add(1)
-		if read == 1 {
-			select {
-			case got <- struct{}{}:
-			default:
+	c := &counts{gotByte: make(chan struct{}, 1)}
+	l := wrapped.(listener)
+	l.hooks = &testHooks{
+		socketRead: func(read int) {
+			c.socketReads.Add(1)
+			if read == 1 {
+				select {
+				case c.gotByte <- struct{}{}:
+				default:
+				}
 			}
-		}
+		},
+		applyDeadline: func() { c.applied.Add(1) },
 	}
-	testHookSocketRead.Store(&hook)
+	wrapped = l
 	done := make(chan struct{})
 	go func() { defer close(done); srv.Serve(wrapped) }()
 	t.Cleanup(func() {
 		srv.Close()
 		<-done
-		testHookSocketRead.Store(nil)
 		if states.Load() == 0 {
 			t.Error("the server's own ConnState hook was not chained")
 		}
 	})
-	return ln.Addr().String(), n, got
+	return ln.Addr().String(), c
 }
 
 // dial connects to addr, with every read and write bounded by 5 s, and
@@ -119,11 +136,8 @@ func bodyOf(t *testing.T, resp *http.Response) string {
 // A request answered within the delay never reads the socket in the
 // background, and its context is not cancelled by the abort.
 func TestFastRequestsSkipSocketRead(t *testing.T) {
-	var cancelled, applied atomic.Int64
-	hook := func() { applied.Add(1) }
-	testHookApplyDeadline.Store(&hook)
-	t.Cleanup(func() { testHookApplyDeadline.Store(nil) })
-	addr, socketReads, _ := serve(t, never, false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var cancelled atomic.Int64
+	addr, counts := serveCounting(t, never, false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		if r.Context().Err() != nil {
 			cancelled.Add(1)
@@ -143,7 +157,7 @@ func TestFastRequestsSkipSocketRead(t *testing.T) {
 			t.Fatalf("request %d: %d %q, want 200 %q", i, resp.StatusCode, got, want)
 		}
 	}
-	if n := socketReads.Load(); n != 0 {
+	if n := counts.socketReads.Load(); n != 0 {
 		t.Errorf("%d background reads went to the socket, want 0", n)
 	}
 	if n := cancelled.Load(); n != 0 {
@@ -151,7 +165,7 @@ func TestFastRequestsSkipSocketRead(t *testing.T) {
 	}
 	// The first request's header deadline and its reset; net/http sets
 	// about 250 for the 50 requests.
-	if n := applied.Load(); n > 2 {
+	if n := counts.applied.Load(); n > 2 {
 		t.Errorf("%d read deadlines went to the socket, want at most 2", n)
 	}
 }
@@ -162,9 +176,7 @@ func TestFastRequestsSkipSocketRead(t *testing.T) {
 func TestLazyDeadlines(t *testing.T) {
 	c, client := acceptedConn(t)
 	var applied atomic.Int64
-	hook := func() { applied.Add(1) }
-	testHookApplyDeadline.Store(&hook)
-	defer testHookApplyDeadline.Store(nil)
+	c.hooks = &testHooks{applyDeadline: func() { applied.Add(1) }}
 	buf := make([]byte, 4)
 
 	// Kept, not applied, until a read; then the last one applies.

@@ -127,6 +127,8 @@ type proxyState struct {
 	armed  bool        // an exchange runs: the timer may register the watch
 	stop   func() bool // the registered watch's, nil if none
 	timer  *time.Timer // runs s.arm after watchDelay; created on first use
+
+	testRegistered func() // tests only: called when arm registers a watch
 }
 
 var proxyStates = sync.Pool{New: func() any {
@@ -152,10 +154,6 @@ func currentWatchDelay() time.Duration {
 	return watchDelay
 }
 
-// testHookWatchRegistered, if set (tests only; atomic, as a timer's
-// callback may outlive a test), is called when arm registers a watch.
-var testHookWatchRegistered atomic.Pointer[func()]
-
 // expiredWatch stands for the watch of an exchange whose context had ended
 // when it started: watch expired the deadline itself.
 func expiredWatch() bool { return false }
@@ -166,8 +164,8 @@ func (s *proxyState) arm() {
 	s.mu.Lock()
 	if s.armed && s.stop == nil {
 		s.stop = context.AfterFunc(s.ctx, s.expire)
-		if h := testHookWatchRegistered.Load(); h != nil {
-			(*h)()
+		if s.testRegistered != nil {
+			s.testRegistered()
 		}
 	}
 	s.mu.Unlock()

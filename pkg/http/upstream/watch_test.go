@@ -30,11 +30,10 @@ func watchPair(t *testing.T, d time.Duration) (*proxyState, *Conn, *atomic.Int64
 	}
 	t.Cleanup(func() { nc.Close(); peer.Close() })
 	testWatchDelay.Store(int64(d))
+	t.Cleanup(func() { testWatchDelay.Store(0) })
 	registered := new(atomic.Int64)
-	hook := func() { registered.Add(1) }
-	testHookWatchRegistered.Store(&hook)
-	t.Cleanup(func() { testWatchDelay.Store(0); testHookWatchRegistered.Store(nil) })
 	s := proxyStates.New().(*proxyState)
+	s.testRegistered = func() { registered.Add(1) }
 	t.Cleanup(func() {
 		if s.timer != nil {
 			s.timer.Stop()

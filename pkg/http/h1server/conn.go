@@ -30,7 +30,7 @@ type conn struct {
 	s        *Server
 	rwc      net.Conn
 	remote   string
-	ctx      context.Context // the connection's; a request's derives from it
+	ctx      context.Context // the connection's, which is also its requests'
 	cancel   context.CancelFunc
 	accepted time.Time
 	state    atomic.Int32
@@ -302,16 +302,17 @@ func (c *conn) serveRequest(h *head) *response {
 
 // bodyDone arms the watch: the request's body is read, so the connection
 // may be read in the background, after the delay, to notice a client that
-// goes away (or pipelines its next request).
+// goes away (or pipelines its next request). It may run on a goroutine of
+// the handler's (one reading the body), hence the lock.
 func (c *conn) bodyDone() {
 	c.mu.Lock()
 	c.armed = true
-	c.mu.Unlock()
 	if c.timer == nil {
 		c.timer = time.AfterFunc(c.s.BackgroundReadDelay, c.watch)
 	} else {
 		c.timer.Reset(c.s.BackgroundReadDelay)
 	}
+	c.mu.Unlock()
 }
 
 // watch is the background read, on the timer's goroutine.
@@ -347,17 +348,20 @@ func (c *conn) watch() {
 
 // endRequest stops the watch and waits for a watch read in flight.
 func (c *conn) endRequest() {
-	if c.timer != nil {
-		c.timer.Stop()
-	}
 	c.mu.Lock()
-	c.armed = false
+	c.stopWatchLocked()
 	c.notify = nil
-	c.abortWatchLocked()
 	c.mu.Unlock()
 }
 
-func (c *conn) abortWatchLocked() {
+// stopWatchLocked disarms the watch, and ends and waits for a watch read
+// in flight; c.mu is held. A timer callback still on its way finds the
+// watch disarmed.
+func (c *conn) stopWatchLocked() {
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.armed = false
 	if !c.watching {
 		return
 	}
@@ -383,12 +387,8 @@ func (c *conn) hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if c.hijacked {
 		return nil, nil, http.ErrHijacked
 	}
-	if c.timer != nil {
-		c.timer.Stop()
-	}
 	c.mu.Lock()
-	c.armed = false
-	c.abortWatchLocked()
+	c.stopWatchLocked()
 	hasByte := c.cr.hasByte
 	c.mu.Unlock()
 	c.hijacked = true

@@ -288,10 +288,12 @@ func (w *response) finish() {
 	w.w = nil
 	w.cw.close()
 	w.c.bw.Flush()
-	w.c.endRequest()
+	// The body first: once closed, no goroutine of the handler's can reach
+	// its end and arm the watch after endRequest disarmed it.
 	if w.body != nil {
 		w.body.Close()
 	}
+	w.c.endRequest()
 }
 
 // shouldReuseConnection reports whether the next request may be read.
@@ -365,8 +367,7 @@ func (cw *chunkWriter) Write(p []byte) (n int, err error) {
 	}
 	bw := cw.res.c.bw
 	if cw.chunking {
-		var hex [16]byte
-		bw.Write(strconv.AppendInt(hex[:0], int64(len(p)), 16))
+		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(len(p)), 16))
 		_, err = bw.Write(crlf)
 		if err != nil {
 			cw.res.c.rwc.Close()
@@ -625,8 +626,7 @@ func bodyAllowed(status int) bool {
 func writeStatusLine(bw *bufio.Writer, code int) {
 	bw.WriteString("HTTP/1.1 ")
 	if text := http.StatusText(code); text != "" {
-		var b [8]byte
-		bw.Write(strconv.AppendInt(b[:0], int64(code), 10))
+		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(code), 10))
 		bw.WriteByte(' ')
 		bw.WriteString(text)
 		bw.WriteString("\r\n")

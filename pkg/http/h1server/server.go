@@ -69,11 +69,7 @@ type Server struct {
 	ln           net.Listener
 	conns        map[*conn]struct{}
 	handoff      *chanListener
-	genericDone  chan error
 }
-
-// ErrServerClosed is what Serve returns after Shutdown or Close.
-var ErrServerClosed = http.ErrServerClosed
 
 // Serve accepts connections on ln until it fails or the server shuts down;
 // it returns http.ErrServerClosed after Shutdown or Close.
@@ -86,17 +82,17 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.ln = ln
 	s.conns = make(map[*conn]struct{})
 	s.handoff = newChanListener(ln.Addr())
-	s.genericDone = make(chan error, 1)
 	s.baseCtx = context.WithValue(context.Background(), http.ServerContextKey, s.Generic)
 	s.mu.Unlock()
-	go func() { s.genericDone <- s.Generic.Serve(s.handoff) }()
+	// It returns when Shutdown or Close closes its listener.
+	go s.Generic.Serve(s.handoff)
 
 	var delay time.Duration
 	for {
 		rwc, err := ln.Accept()
 		if err != nil {
 			if s.shuttingDown.Load() {
-				return ErrServerClosed
+				return http.ErrServerClosed
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -111,7 +107,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		c := s.newConn(rwc)
 		if !s.track(c) {
 			rwc.Close()
-			return ErrServerClosed
+			return http.ErrServerClosed
 		}
 		go c.serve()
 	}

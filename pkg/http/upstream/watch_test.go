@@ -83,14 +83,16 @@ func TestWatchFastExchangeRegistersNothing(t *testing.T) {
 // A longer exchange is watched after the delay, and the end of its
 // context then interrupts it; the connection is not reusable.
 func TestWatchSlowExchangeInterrupted(t *testing.T) {
-	s, c, registered := watchPair(t, time.Millisecond)
+	s, c, _ := watchPair(t, time.Millisecond)
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Proxy{}
+	registeredNow := make(chan struct{})
+	s.testRegistered = func() { close(registeredNow) }
 	p.watch(ctx, s, c)
-	for deadline := time.Now().Add(5 * time.Second); registered.Load() == 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no watch registered 5 s into the exchange")
-		}
+	select {
+	case <-registeredNow:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no watch registered 5 s into the exchange")
 	}
 	cancel()
 	readEnds(t, c)

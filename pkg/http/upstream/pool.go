@@ -47,6 +47,9 @@ type Conn struct {
 	probe    func(fd uintptr) bool
 	probeErr error
 	probeBuf [1]byte
+
+	cw        connWriter // what W writes to (see FlushAwait)
+	testArmed func()     // tests only: FlushAwait wrote all and waits
 }
 
 // Pool keeps idle HTTP/1.1 connections to Addr and dials new ones. It is
@@ -249,7 +252,8 @@ func (c *Conn) attach() {
 	c.R = poolReaders.Get().(*bufio.Reader)
 	c.R.Reset(c.Conn)
 	c.W = poolWriters.Get().(*bufio.Writer)
-	c.W.Reset(c.Conn)
+	c.cw.c = c
+	c.W.Reset(&c.cw)
 }
 
 // detach gives c's buffers back, emptied.

@@ -332,6 +332,7 @@ func (p *Proxy) unwatch(s *proxyState) bool {
 
 // roundTrip writes r on c and reads the response head (readHead).
 func (p *Proxy) roundTrip(w http.ResponseWriter, r *http.Request, s *proxyState, c *Conn, reused bool, clientIP string) proxyAttempt {
+	c.Begin()
 	chunked, err := p.Head.Write(c.W, r, clientIP)
 	if err != nil {
 		return proxyAttempt{err: err}
@@ -350,7 +351,7 @@ func (p *Proxy) roundTrip(w http.ResponseWriter, r *http.Request, s *proxyState,
 		// leaves nothing in the buffer, so the final flush is the copy).
 		inCopy := err != nil
 		if err == nil {
-			err = c.W.Flush()
+			err = c.FlushAwait()
 		}
 		if err != nil && !chunked {
 			err = &net.OpError{Op: "readfrom", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
@@ -374,7 +375,7 @@ func (p *Proxy) roundTrip(w http.ResponseWriter, r *http.Request, s *proxyState,
 	} else {
 		queued := c.W.Buffered()
 		if err = WriteBody(c.W, nil, chunked, proxyNoBodyBuf[:]); err == nil {
-			err = c.W.Flush()
+			err = c.FlushAwait()
 		}
 		if err != nil {
 			if c.W.Buffered() < queued {

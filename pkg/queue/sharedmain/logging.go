@@ -61,11 +61,20 @@ func newLogger(configJSON, level string, env Env) (*zap.SugaredLogger, []string)
 			cfg.Level = zap.NewAtomicLevelAt(l)
 		}
 	}
-	logger, err := cfg.Build()
+	// zap's own sampler would allocate its whole counter table (see
+	// logSampler); the same sampling is done with a lazy one.
+	var opts []zap.Option
+	if sampling := cfg.Sampling; sampling != nil {
+		cfg.Sampling = nil
+		opts = append(opts, zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+			return newLogSampler(c, sampling.Initial, sampling.Thereafter)
+		}))
+	}
+	logger, err := cfg.Build(opts...)
 	if err != nil {
 		warnings = append(warnings, "SERVING_LOGGING_CONFIG could not be built, using the default: "+err.Error())
 		cfg.OutputPaths, cfg.ErrorOutputPaths = []string{"stderr"}, []string{"stderr"}
-		if logger, err = cfg.Build(); err != nil {
+		if logger, err = cfg.Build(opts...); err != nil {
 			// The default config only fails if stderr cannot be opened.
 			logger = zap.NewNop()
 			warnings = append(warnings, "no logger could be built: "+err.Error())

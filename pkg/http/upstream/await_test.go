@@ -40,7 +40,11 @@ func TestFlushAwait(t *testing.T) {
 				c.raw = nil
 			}
 			armed := make(chan struct{}, 1)
-			c.testArmed = func() { armed <- struct{}{} }
+			var held bool // a buffer was held during the wait
+			c.testArmed = func() {
+				held = c.R != nil || c.W != nil || c.awaitBuf != nil
+				armed <- struct{}{}
+			}
 
 			c.Begin()
 			want := strings.Repeat("x", tc.before) + awaitRequest
@@ -79,6 +83,12 @@ func TestFlushAwait(t *testing.T) {
 			}
 			if tc.wantArmed && !tc.noRaw && c.alive() {
 				t.Error("FlushAwait returned before the response was readable")
+			}
+			if held {
+				t.Error("a buffer was held during the wait")
+			}
+			if c.R == nil || c.W == nil || c.W.Buffered() != 0 {
+				t.Errorf("after FlushAwait: R %p, W %p (want both, W empty)", c.R, c.W)
 			}
 		})
 	}
@@ -143,6 +153,9 @@ func TestFlushAwaitWriteErrors(t *testing.T) {
 	gotErr := a.FlushAwait()
 	_, wantErr := b.Conn.Write([]byte(awaitRequest))
 
+	if n := a.W.Buffered(); n != len(awaitRequest) {
+		t.Errorf("W holds %d bytes after the failed FlushAwait, want the %d not written", n, len(awaitRequest))
+	}
 	var got, want *net.OpError
 	if !errors.As(gotErr, &got) || !errors.As(wantErr, &want) {
 		t.Fatalf("FlushAwait: %v; Write: %v; want *net.OpError from both", gotErr, wantErr)

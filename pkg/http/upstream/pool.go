@@ -29,7 +29,8 @@ const (
 // writer. The Conn is not allocated again when it is reused; its buffers
 // are attached while it is in use (from Get or GetFresh until Put or
 // Discard) and given back to shared pools while it is idle, so that the
-// connections a burst leaves idle hold no buffers (8 KiB each).
+// connections a burst leaves idle hold no buffers (8 KiB each); FlushAwait
+// gives them back while it waits for a response too.
 //
 // A Conn belongs to one goroutine from Get (or GetFresh) until it is given
 // back, exactly once, with Put or Discard.
@@ -48,8 +49,16 @@ type Conn struct {
 	probeErr error
 	probeBuf [1]byte
 
-	cw        connWriter // what W writes to (see FlushAwait)
-	testArmed func()     // tests only: FlushAwait wrote all and waits
+	// FlushAwait's state (see writeAndAwait); await is c.awaitFD, bound
+	// once.
+	cw         connWriter // what W writes to
+	await      func(fd uintptr) bool
+	awaitReq   []byte
+	awaitBuf   *[]byte // awaitReq's pooled buffer, until given back
+	awaitN     int
+	awaitErr   error
+	awaitFirst bool
+	testArmed  func() // tests only: FlushAwait wrote all and waits
 }
 
 // Pool keeps idle HTTP/1.1 connections to Addr and dials new ones. It is
@@ -335,6 +344,7 @@ func poolNewConn(nc net.Conn) *Conn {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.raw = raw
 			c.probe = c.probeFD
+			c.await = c.awaitFD
 		}
 	}
 	return c

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -27,13 +28,17 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 // conn is one client connection served by the fast path.
 type conn struct {
-	s        *Server
-	rwc      net.Conn
-	remote   string
-	ctx      context.Context // the connection's, which is also its requests'
-	cancel   context.CancelFunc
-	accepted time.Time
-	state    atomic.Int32
+	s      *Server
+	rwc    net.Conn
+	remote string
+	ctx    context.Context // the connection's, which is also its requests'
+	// reqTemplate is an empty request with ctx as its context: copying it
+	// gives a request that context without Request.WithContext's second
+	// allocation.
+	reqTemplate http.Request
+	cancel      context.CancelFunc
+	accepted    time.Time
+	state       atomic.Int32
 
 	br *bufio.Reader // over cr
 	bw *bufio.Writer // over the connection, recording write errors in werr
@@ -41,6 +46,9 @@ type conn struct {
 
 	werr     error
 	hijacked bool
+	// header is the response header map of the connection's requests,
+	// emptied for each: a handler may not use it after it returns.
+	header http.Header
 	// The header snapshot of the current response and its values'
 	// storage, reused (response.snapshot).
 	snap     http.Header
@@ -103,6 +111,7 @@ func (s *Server) newConn(rwc net.Conn) *conn {
 	c.bw = bufio.NewWriterSize(errWriter{c}, writeBufferSize)
 	ctx := context.WithValue(s.baseCtx, http.LocalAddrContextKey, rwc.LocalAddr())
 	c.ctx, c.cancel = context.WithCancel(ctx)
+	c.reqTemplate = *new(http.Request).WithContext(c.ctx)
 	return c
 }
 
@@ -259,34 +268,44 @@ func leadingCRorLF(b []byte) int {
 	return n
 }
 
+// requestAlloc is what one request allocates, in one piece: its response
+// writer, its request and the request's URL.
+type requestAlloc struct {
+	res response
+	req http.Request
+	url url.URL
+}
+
 // serveRequest runs the handler on one request and completes its
 // response.
 func (c *conn) serveRequest(h *head) *response {
-	w := &response{c: c, contentLength: -1, header: make(http.Header, 8)}
+	x := &requestAlloc{req: c.reqTemplate, url: h.url}
+	w := &x.res
+	if c.header == nil {
+		c.header = make(http.Header, 8)
+	} else {
+		clear(c.header)
+	}
+	w.c, w.contentLength, w.header = c, -1, c.header
 	w.w = bufferPool.Get().(*bufio.Writer)
 	w.w.Reset(&w.cw)
 	w.cw.res = w
-	req := &http.Request{
-		Method:        h.method,
-		URL:           h.url,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        h.header,
-		Body:          http.NoBody,
-		ContentLength: h.contentLength,
-		Close:         h.close,
-		Host:          h.host,
-		RemoteAddr:    c.remote,
-		RequestURI:    h.target,
-	}
+	req := &x.req
+	req.Method = h.method
+	req.URL = &x.url
+	req.Proto, req.ProtoMajor, req.ProtoMinor = "HTTP/1.1", 1, 1
+	req.Header = h.header
+	req.Body = http.NoBody
+	req.ContentLength = h.contentLength
+	req.Close = h.close
+	req.Host = h.host
+	req.RemoteAddr = c.remote
+	req.RequestURI = h.target
 	if h.contentLength > 0 {
 		w.body = &body{c: c, remaining: h.contentLength, closing: h.close}
 		req.Body = w.body
 	}
-	// The request's context is the connection's (see Server): cancelled
-	// when the client goes away, not when the handler returns.
-	w.req = req.WithContext(c.ctx)
+	w.req = req
 	w.wantsClose = h.close || hasToken(h.firstConnection, "close")
 
 	if w.body == nil {

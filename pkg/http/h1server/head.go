@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -13,7 +14,7 @@ import (
 // nothing that changes how the message is framed or answered.
 type head struct {
 	method, target string
-	url            *url.URL
+	url            url.URL
 	header         http.Header // canonical keys, without Host, as net/http builds it
 	host           string
 	contentLength  int64
@@ -124,11 +125,13 @@ func parseHead(b []byte) (h head, n int, o outcome) {
 	// The head is complete and served here: build it.
 	h.method = m
 	h.target = string(target)
-	u, err := url.ParseRequestURI(h.target)
-	if err != nil {
-		return h, 0, generic
+	if !parseTarget(h.target, &h.url) {
+		u, err := url.ParseRequestURI(h.target)
+		if err != nil {
+			return h, 0, generic
+		}
+		h.url = *u
 	}
-	h.url = u
 	h.header = make(http.Header, 8)
 	_, rest, _ = nextLine(b)
 	for {
@@ -297,3 +300,44 @@ func lower(c byte) byte {
 }
 
 func isBoundary(c byte) bool { return c == ' ' || c == ',' || c == '\t' }
+
+// parseTarget sets *u to what url.ParseRequestURI returns for an
+// origin-form target made of bytes it leaves as they are: a path of
+// unreserved characters and the sub-delimiters a path keeps unescaped (so
+// that Path is the target's path and RawPath is empty), then an optional
+// query of printable bytes, taken raw. It reports false, leaving *u alone,
+// for any other target: ParseRequestURI decides those.
+func parseTarget(t string, u *url.URL) bool {
+	if t == "" || t[0] != '/' {
+		return false
+	}
+	path, query, hasQuery := strings.Cut(t, "?")
+	for i := 0; i < len(path); i++ {
+		if !plainPathByte[path[i]] {
+			return false
+		}
+	}
+	for i := 0; i < len(query); i++ {
+		if query[i] <= ' ' || query[i] >= 0x7f {
+			return false
+		}
+	}
+	*u = url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
+	return true
+}
+
+// plainPathByte marks the bytes url.URL keeps as they are in a path
+// (neither escaped nor special): letters, digits, "-._~", "/" and the
+// sub-delimiters "$&+,:;=@".
+var plainPathByte = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "-._~/$&+,:;=@" {
+		t[c] = true
+	}
+	return t
+}()

@@ -284,14 +284,10 @@ func (p *Proxy) serve(ctx context.Context, w http.ResponseWriter, r *http.Reques
 
 // watch makes the end of ctx expire c's deadline until unwatch: at once if
 // ctx has ended, else through a context.AfterFunc registered if the
-// exchange is still running watchDelay later.
+// exchange is still running watchDelay later. It does not ask ctx for its
+// Done channel, which a cancelable context makes on first demand: most
+// exchanges end before watchDelay and never need it.
 func (p *Proxy) watch(ctx context.Context, s *proxyState, c *Conn) {
-	if ctx.Done() == nil {
-		s.mu.Lock()
-		s.conn = c
-		s.mu.Unlock()
-		return
-	}
 	s.mu.Lock()
 	s.conn, s.ctx, s.armed, s.stop = c, ctx, true, nil
 	s.mu.Unlock()

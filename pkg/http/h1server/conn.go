@@ -279,6 +279,8 @@ type requestAlloc struct {
 // serveRequest runs the handler on one request and completes its
 // response.
 func (c *conn) serveRequest(h *head) *response {
+	// The request's context is the connection's (reqTemplate; see Server):
+	// cancelled when the client goes away, not when the handler returns.
 	x := &requestAlloc{req: c.reqTemplate, url: h.url}
 	w := &x.res
 	if c.header == nil {

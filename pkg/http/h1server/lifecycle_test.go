@@ -557,3 +557,57 @@ func TestShutdownSkipsHijacked(t *testing.T) {
 		t.Fatalf("after Shutdown the hijacker sent %q, %v", line, err)
 	}
 }
+
+// TestPerRequestState: what one request's handler sets (response headers,
+// the request's URL and fields) does not reach the next request on the same
+// connection, although the response header map is the connection's; each
+// request gets its own Request and URL, with the connection's context.
+func TestPerRequestState(t *testing.T) {
+	var (
+		mu    sync.Mutex
+		reqs  []*http.Request
+		heads []http.Header
+	)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		reqs = append(reqs, r)
+		heads = append(heads, w.Header().Clone())
+		mu.Unlock()
+		if r.URL.Path == "/first" {
+			w.Header().Set("X-First", "1")
+			r.URL.Path = "/changed" // a handler may change its request
+			r.Header.Set("X-Changed", "1")
+		}
+		io.WriteString(w, r.URL.RawQuery)
+	})
+	ts := startServer(t, &Server{Handler: h, BackgroundReadDelay: time.Hour})
+	cl := dial(t, ts.addr)
+	cl.get("/first?a=1")
+	if resp, body := cl.read("GET"); resp.Header.Get("X-First") != "1" || body != "a=1" {
+		t.Fatalf("first response: header %v, body %q", resp.Header, body)
+	}
+	cl.get("/second?b=2")
+	resp, body := cl.read("GET")
+	if resp.Header.Get("X-First") != "" || body != "b=2" {
+		t.Errorf("second response: header %v, body %q; want no X-First, b=2", resp.Header, body)
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reqs) != 2 {
+		t.Fatalf("%d requests", len(reqs))
+	}
+	first, second := reqs[0], reqs[1]
+	if len(heads[1]) != 0 {
+		t.Errorf("second handler's header map started with %v", heads[1])
+	}
+	if first == second || first.URL == second.URL {
+		t.Error("the requests share a Request or a URL")
+	}
+	if first.URL.Path != "/changed" || second.URL.Path != "/second" || second.URL.RawQuery != "b=2" || second.Header.Get("X-Changed") != "" {
+		t.Errorf("first URL %v, second URL %v, second header %v", first.URL, second.URL, second.Header)
+	}
+	if first.Context() != second.Context() || first.Context().Value(http.LocalAddrContextKey) == nil {
+		t.Error("the requests' context is not the connection's")
+	}
+}

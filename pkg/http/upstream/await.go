@@ -62,8 +62,8 @@ func (c *Conn) Begin() { c.cw.wrote = false }
 // a failed Flush does. An ended wait is not an error: the read that follows
 // reports what ended it.
 func (c *Conn) FlushAwait() error {
-	if c.raw == nil || c.cw.wrote || c.W.Buffered() == 0 {
-		return c.W.Flush()
+	if c.raw == nil || c.cw.wrote || c.W.Buffered() == 0 || c.R.Buffered() > 0 {
+		return c.W.Flush() // (R is empty on a connection Put kept)
 	}
 	req := awaitBufs.Get().(*[]byte)
 	c.cw.capture = req

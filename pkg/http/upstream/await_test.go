@@ -14,6 +14,20 @@ import (
 // awaitRequest is a request head small enough for W's buffer.
 const awaitRequest = "GET / HTTP/1.1\r\nHost: a\r\n\r\n"
 
+// awaitReturned waits for FlushAwait's result on done and fails the test
+// on an error, or with stuck if it does not come.
+func awaitReturned(t *testing.T, done <-chan error, stuck string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal("FlushAwait:", err)
+		}
+	case <-time.After(poolWaitTimeout):
+		t.Fatal(stuck)
+	}
+}
+
 // TestFlushAwait: FlushAwait writes the request and returns once there is
 // something to read, but only when the whole request was in W (else it is
 // a plain Flush, which must not wait for an answer that may never come).
@@ -66,14 +80,7 @@ func TestFlushAwait(t *testing.T) {
 				}
 				peer.Write([]byte("HTTP/1.1 204 No Content\r\n\r\n"))
 			}
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatal("FlushAwait:", err)
-				}
-			case <-time.After(poolWaitTimeout):
-				t.Fatal("FlushAwait did not return")
-			}
+			awaitReturned(t, done, "FlushAwait did not return")
 			select {
 			case <-armed:
 				if !tc.wantArmed {
@@ -116,14 +123,7 @@ func TestFlushAwaitDeadline(t *testing.T) {
 		t.Fatal("FlushAwait never waited")
 	}
 	c.SetDeadline(proxyPast)
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal("FlushAwait:", err)
-		}
-	case <-time.After(poolWaitTimeout):
-		t.Fatal("the deadline did not end the wait")
-	}
+	awaitReturned(t, done, "the deadline did not end the wait")
 	if _, err := c.R.Peek(1); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Errorf("read after the wait: %v, want a timeout", err)
 	}

@@ -112,6 +112,7 @@ func (s *Server) newConn(rwc net.Conn) *conn {
 	ctx := context.WithValue(s.baseCtx, http.LocalAddrContextKey, rwc.LocalAddr())
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	c.reqTemplate = *new(http.Request).WithContext(c.ctx)
+	c.header = make(http.Header, 8)
 	return c
 }
 
@@ -283,11 +284,7 @@ func (c *conn) serveRequest(h *head) *response {
 	// cancelled when the client goes away, not when the handler returns.
 	x := &requestAlloc{req: c.reqTemplate, url: h.url}
 	w := &x.res
-	if c.header == nil {
-		c.header = make(http.Header, 8)
-	} else {
-		clear(c.header)
-	}
+	clear(c.header)
 	w.c, w.contentLength, w.header = c, -1, c.header
 	w.w = bufferPool.Get().(*bufio.Writer)
 	w.w.Reset(&w.cw)

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/queue-proxy/queue-proxy/pkg/http/internal/ascii"
 )
 
 // head is a request head the fast path serves: HTTP/1.1, a known method,
@@ -276,27 +278,11 @@ func hasToken(v, t string) bool {
 		if end := i + len(t); end < len(v) && !isBoundary(v[end]) {
 			continue
 		}
-		if asciiEqualFold(v[i:i+len(t)], t) {
+		if ascii.EqualFold(v[i:i+len(t)], t) {
 			return true
 		}
 	}
 	return false
-}
-
-func asciiEqualFold(a, b string) bool {
-	for i := 0; i < len(a); i++ {
-		if lower(a[i]) != lower(b[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func lower(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
 }
 
 func isBoundary(c byte) bool { return c == ' ' || c == ',' || c == '\t' }

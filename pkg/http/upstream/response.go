@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/queue-proxy/queue-proxy/pkg/http/internal/ascii"
 )
 
 // MaxResponseHeadBytes bounds one response head: its status line, fields
@@ -615,31 +617,10 @@ func (r *Response) chunked() (bool, error) {
 	if len(te) != 1 {
 		return false, fmt.Errorf("upstream: too many transfer encodings: %q", te)
 	}
-	if !respASCIIEqualFold(te[0], "chunked") {
+	if !ascii.EqualFold(te[0], "chunked") {
 		return false, fmt.Errorf("upstream: unsupported transfer encoding: %q", te[0])
 	}
 	return true, nil
-}
-
-// respASCIIEqualFold is strings.EqualFold for ASCII only: "chunked" must
-// not match a Kelvin sign.
-func respASCIIEqualFold(s, t string) bool {
-	if len(s) != len(t) {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if respLower(s[i]) != respLower(t[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func respLower(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
 }
 
 // respContentLength validates the Content-Length fields: several must all

@@ -95,16 +95,22 @@ func TestLogSamplerMatchesZap(t *testing.T) {
 // TestLogSamplerMemory: the queue-proxy's logger, sampled as Knative's is,
 // costs a few KiB, not zap's 448 KiB table.
 func TestLogSamplerMemory(t *testing.T) {
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	logger, warnings := newLogger("", "info", Env{})
-	runtime.ReadMemStats(&after)
-	if len(warnings) != 0 {
-		t.Fatal(warnings)
+	// The least of three builds: another goroutine's allocations can only
+	// add to one measurement.
+	least := uint64(1 << 62)
+	for range 3 {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		logger, warnings := newLogger("", "info", Env{})
+		runtime.ReadMemStats(&after)
+		if len(warnings) != 0 {
+			t.Fatal(warnings)
+		}
+		least = min(least, after.TotalAlloc-before.TotalAlloc)
+		runtime.KeepAlive(logger)
 	}
-	if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<10 {
-		t.Errorf("building the logger allocated %d bytes, want < 64 KiB", grew)
+	if least > 64<<10 {
+		t.Errorf("building the logger allocated %d bytes, want < 64 KiB", least)
 	}
-	runtime.KeepAlive(logger)
 }
